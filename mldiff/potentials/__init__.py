@@ -1,0 +1,64 @@
+"""Potentials as pure ``(init, energy)`` pairs, and a registry of reference ones.
+
+Every potential — classical reference or learned — is a :class:`Potential`:
+``init(key, structure) -> params`` and ``energy(params, structure, graph) -> eV``.
+Derived quantities (forces, stress, Hessians) come from :mod:`mldiff.quantities`.
+
+Example:
+    >>> from mldiff import potentials
+    >>> pot = potentials.get("morse", r0=2.5)
+    >>> pot.name, pot.cutoff
+    ('morse', 6.75)
+"""
+
+from collections.abc import Callable
+
+from mldiff.errors import ConfigError
+from mldiff.potentials._base import Potential, check_species
+from mldiff.potentials.emt import emt
+from mldiff.potentials.lj import lennard_jones
+from mldiff.potentials.morse import morse
+from mldiff.potentials.sw import stillinger_weber
+
+__all__ = [
+    "Potential",
+    "check_species",
+    "get",
+    "available",
+    "lennard_jones",
+    "morse",
+    "stillinger_weber",
+    "emt",
+]
+
+_BUILDERS: dict[str, Callable[..., Potential]] = {
+    "lj": lennard_jones,
+    "morse": morse,
+    "sw": stillinger_weber,
+    "emt": emt,
+}
+
+
+def available() -> tuple[str, ...]:
+    """Names accepted by :func:`get`."""
+    return tuple(sorted(_BUILDERS))
+
+
+def get(name: str, **kwargs) -> Potential:
+    """Build a reference potential by name: ``"lj"``, ``"morse"``, ``"sw"``, ``"emt"``.
+
+    Args:
+        name: registry name (case-insensitive).
+        **kwargs: passed to the builder (e.g. ``sigma=`` for LJ).
+
+    Returns:
+        The :class:`Potential`.
+    """
+    key = name.lower().replace("-", "_")
+    aliases = {"lennard_jones": "lj", "stillinger_weber": "sw"}
+    key = aliases.get(key, key)
+    if key not in _BUILDERS:
+        raise ConfigError(
+            f"unknown potential {name!r}; choose one of {', '.join(available())}"
+        )
+    return _BUILDERS[key](**kwargs)
