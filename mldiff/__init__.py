@@ -9,4 +9,4 @@ from mldiff import potentials
 from mldiff.structure import Structure
 
 __all__ = ["Structure", "potentials", "__version__"]
-__version__ = "0.1.0"
+from mldiff._version import __version__  # noqa: E402

@@ -1,0 +1,142 @@
+"""ASE calculator over any mldiff potential.
+
+:class:`Calculator` gives ``ase.optimize``, ``ase.md``, ``ase.filters``, phonopy
+(through ASE) and any ASE workflow the energy, forces and stress of an mldiff
+potential. Each call is one jitted ``value_and_grad`` over positions and strain;
+the neighbor graph is rebuilt on the host only when atoms moved more than half
+the Verlet skin, the cell or species changed, or it overflowed — and it keeps
+its capacity when it can, so the jitted function is not recompiled.
+
+Precision: results are float64 when JAX runs with ``jax_enable_x64`` (the
+``mldiff`` command enables it); otherwise float32, which is fine for relaxations
+to ~1e-3 eV/Å but not for phonons or tight energy conservation.
+
+Example:
+    >>> from ase.build import bulk
+    >>> atoms = bulk("Cu", "fcc", a=3.6)
+    >>> atoms.calc = Calculator("emt")
+    >>> round(float(atoms.get_potential_energy()), 3)
+    -0.006
+"""
+
+import os
+
+import jax
+import numpy as np
+from ase.calculators.calculator import Calculator as _AseCalculator
+from ase.calculators.calculator import all_changes
+
+from mldiff import neighbors, potentials, quantities
+from mldiff.errors import ConfigError
+from mldiff.potentials import Potential, check_species
+from mldiff.structure import Structure
+
+__all__ = ["Calculator"]
+
+
+def _resolve(potential, params, key):
+    if isinstance(potential, Potential):
+        return potential, params
+    if isinstance(potential, str | os.PathLike) and os.path.exists(potential):
+        try:
+            from mldiff.training import checkpoint  # lands with trained models
+        except ImportError as err:
+            raise ConfigError(
+                f"{potential!s} is a file, but this mldiff has no checkpoint loader "
+                "yet; pass a reference potential name "
+                f"({', '.join(potentials.available())}) or a Potential"
+            ) from err
+        pot, loaded = checkpoint.load(potential)
+        return pot, loaded if params is None else params
+    if isinstance(potential, str):
+        return potentials.get(potential), params
+    if isinstance(potential, tuple) and len(potential) == 2:  # (Potential, params)
+        return potential
+    raise ConfigError(
+        f"cannot make a calculator from {potential!r}; pass a reference potential "
+        "name, a Potential, a (Potential, params) pair, or a checkpoint path"
+    )
+
+
+class Calculator(_AseCalculator):
+    """ASE calculator for an mldiff potential.
+
+    Args:
+        potential: reference potential name (``"emt"``, ``"lj"``, ``"morse"``,
+            ``"sw"``), a :class:`~mldiff.potentials.Potential`, a
+            ``(Potential, params)`` pair, or a checkpoint path.
+        params: parameters; default ``potential.init(key, structure)`` at the
+            first calculation.
+        skin: Verlet skin of the neighbor graph, Å.
+        key: PRNG key for ``init`` when ``params`` is None.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    nolabel = True
+
+    def __init__(self, potential="emt", params=None, *, skin: float = 0.5,
+                 key=None, **kwargs):
+        super().__init__(**kwargs)
+        self.potential, self.params = _resolve(potential, params, key)
+        self.skin = float(skin)
+        self._key = jax.random.key(0) if key is None else key
+        self._graph = None
+        self._graph_atoms = None  # (numbers, pbc, cell) the graph was built for
+        efs = quantities.energy_forces_stress(self.potential.energy)
+        ef = quantities.energy_and_forces(self.potential.energy)
+        self._efs = jax.jit(efs)
+        self._ef = jax.jit(ef)
+
+    def _graph_for(self, s: Structure):
+        cell = np.asarray(s.cell)
+        numbers = np.asarray(s.numbers)
+        same_system = (
+            self._graph is not None
+            and self._graph_atoms[0].shape == numbers.shape
+            and np.array_equal(self._graph_atoms[0], numbers)
+            and self._graph_atoms[1] == s.pbc
+            and np.allclose(self._graph_atoms[2], cell, rtol=0, atol=1e-12)
+        )
+        if same_system and not bool(neighbors.needs_update(s, self._graph)):
+            return self._graph
+        capacity = None
+        if same_system:
+            n_needed = len(neighbors.neighbor_list(s, self.potential.cutoff + self.skin)[0])
+            if n_needed <= self._graph.capacity:
+                capacity = self._graph.capacity  # same shape: no recompilation
+        self._graph = neighbors.allocate(
+            s, self.potential.cutoff, skin=self.skin, capacity=capacity,
+            capacity_multiplier=1.25,
+        )
+        self._graph_atoms = (numbers, s.pbc, cell)
+        return self._graph
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Compute energy, forces and (for 3D-periodic cells) stress."""
+        super().calculate(atoms, properties, system_changes)
+        s = Structure.from_ase(self.atoms)  # validates: overlaps, NaN, cell
+        check_species(self.potential, s.numbers)
+        if self.params is None:
+            self.params = self.potential.init(self._key, s)
+        g = self._graph_for(s)
+        periodic = all(s.pbc)
+        if periodic:
+            e, f, sigma = self._efs(self.params, s, g)
+        else:
+            e, f = self._ef(self.params, s, g)
+        e = float(e)
+        self.results["energy"] = e
+        self.results["free_energy"] = e
+        self.results["forces"] = np.asarray(f, dtype=np.float64)
+        if periodic:
+            sigma = np.asarray(sigma, dtype=np.float64)
+            self.results["stress"] = np.array(
+                [sigma[0, 0], sigma[1, 1], sigma[2, 2],
+                 sigma[1, 2], sigma[0, 2], sigma[0, 1]]
+            )
+        elif "stress" in properties:
+            from ase.calculators.calculator import PropertyNotImplementedError
+
+            raise PropertyNotImplementedError(
+                "stress needs a cell periodic in all three directions"
+            )

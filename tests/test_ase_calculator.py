@@ -1,0 +1,96 @@
+"""The ASE calculator drives ase.optimize, ase.md and ase.filters correctly."""
+
+import numpy as np
+import pytest
+from ase import units
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS
+
+from mldiff import potentials
+from mldiff.ase import Calculator
+from mldiff.errors import ConfigError
+
+
+def _rattled_cu(seed=0):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.rattle(0.1, seed=seed)
+    return atoms
+
+
+def test_results_match_ase_emt():
+    # reference: ase.calculators.emt.EMT on the same atoms
+    atoms = _rattled_cu()
+    ref = atoms.copy()
+    ref.calc = EMT()
+    atoms.calc = Calculator("emt")
+    assert abs(atoms.get_potential_energy() - ref.get_potential_energy()) < 1e-8
+    np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), atol=1e-8)
+    np.testing.assert_allclose(atoms.get_stress(), ref.get_stress(), atol=1e-9)
+
+
+def test_bfgs_relaxes_rattled_cu():
+    # reference: ASE's EMT at the relaxed geometry agrees that forces vanish
+    atoms = _rattled_cu()
+    atoms.calc = Calculator("emt")
+    assert BFGS(atoms, logfile=None).run(fmax=1e-3, steps=300)
+    ref = atoms.copy()
+    ref.calc = EMT()
+    assert np.linalg.norm(ref.get_forces(), axis=1).max() < 1.1e-3
+
+
+def test_nve_conserves_energy():
+    # reference: exact energy conservation of Hamiltonian dynamics (Verlet, 1 fs)
+    atoms = _rattled_cu(seed=3)
+    atoms.calc = Calculator("emt", skin=0.3)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs, logfile=None)
+    totals = []
+    dyn.attach(lambda: totals.append(atoms.get_total_energy()), interval=1)
+    dyn.run(200)
+    drift = (max(totals) - min(totals)) / len(atoms)
+    assert drift < 1e-4, f"total-energy drift {drift:.2e} eV/atom"
+
+
+def test_cell_filter_reaches_zero_stress():
+    # reference: ASE's EMT lattice constant for Cu from its own cell relaxation
+    from ase.filters import FrechetCellFilter
+
+    ours = bulk("Cu", "fcc", a=3.7)
+    ours.calc = Calculator("emt")
+    BFGS(FrechetCellFilter(ours), logfile=None).run(fmax=1e-5)
+    ref = bulk("Cu", "fcc", a=3.7)
+    ref.calc = EMT()
+    BFGS(FrechetCellFilter(ref), logfile=None).run(fmax=1e-5)
+    assert abs(ours.get_volume() - ref.get_volume()) < 1e-4
+    assert np.abs(ours.get_stress()).max() < 1e-5
+
+
+def test_molecule_without_pbc_gives_forces_but_no_stress():
+    # reference: ASE's EMT on a non-periodic cluster
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    atoms = molecule("CO")
+    atoms.calc = Calculator("emt")
+    ref = atoms.copy()
+    ref.calc = EMT()
+    np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), atol=1e-8)
+    with pytest.raises(PropertyNotImplementedError):
+        atoms.get_stress()
+
+
+def test_accepts_potential_objects_and_pairs():
+    pot = potentials.get("lj", sigma=3.4, epsilon=0.0104, rc=8.0)
+    atoms = bulk("Ar", "fcc", a=5.3)
+    atoms.calc = Calculator(pot)
+    e1 = atoms.get_potential_energy()
+    params = {"sigma": np.float64(3.4), "epsilon": np.float64(0.0208)}
+    atoms.calc = Calculator((pot, params))
+    assert abs(atoms.get_potential_energy() - 2 * e1) < 1e-12
+
+
+def test_rejects_unknown_potential():
+    with pytest.raises(ConfigError, match="unknown potential"):
+        Calculator("nonsense")
