@@ -6,7 +6,7 @@ The energy is a sum of two- and three-body terms (Stillinger & Weber 1985):
 
 ``φ2(r) = A ε [B (σ/r)^p − (σ/r)^q] exp(σ / (r − aσ))``
 
-``φ3 = λ ε exp(γσ / (r_ij − aσ)) exp(γσ / (r_ik − aσ)) (cos θ_jik − cos θ0)²``
+``φ3 = λ ε exp(γσ/(r_ij − aσ)) exp(γσ/(r_ik − aσ)) (cos θ_jik − cos θ0)²``
 
 with both exponentials set to zero for ``r ≥ aσ`` (they vanish there with all
 their derivatives, so the energy is C^∞ at the cutoff).
@@ -57,8 +57,9 @@ __all__ = ["stillinger_weber"]
 _EXP_FLOOR = 600.0
 
 
-def _cutoff_exp(r: jax.Array, length: jax.Array, rc: jax.Array,
-                inside: jax.Array) -> jax.Array:
+def _cutoff_exp(
+    r: jax.Array, length: jax.Array, rc: jax.Array, inside: jax.Array
+) -> jax.Array:
     """``exp(length / (r − rc))`` inside the cutoff, else 0; safe for 2 derivatives.
 
     Args:
@@ -93,8 +94,9 @@ def _pair_energy(r: jax.Array, cut: jax.Array, params: dict) -> jax.Array:
     return params["A"] * params["epsilon"] * radial * cut
 
 
-def _three_body_energy(u: jax.Array, h: jax.Array, senders: jax.Array,
-                       n_atoms: int, params: dict) -> jax.Array:
+def _three_body_energy(
+    u: jax.Array, h: jax.Array, senders: jax.Array, n_atoms: int, params: dict
+) -> jax.Array:
     """Three-body energy from per-atom moments of the edge weights.
 
     ``Σ_i Σ_{j<k} λ ε h_ij h_ik (cos θ_jik − cos θ0)²``, evaluated as
@@ -137,8 +139,8 @@ def stillinger_weber(
     *,
     epsilon: float = 2.1683,
     sigma: float = 2.0951,
-    A: float = 7.049556277,  # noqa: N803 (the paper's symbol)
-    B: float = 0.6022245584,  # noqa: N803
+    A: float = 7.049556277,
+    B: float = 0.6022245584,
     p: float = 4.0,
     q: float = 0.0,
     a: float = 1.80,
