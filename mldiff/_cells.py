@@ -28,7 +28,7 @@ def _effective_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     given = [k for k in range(3) if k not in zero]
     if given:
         _, _, vt = np.linalg.svd(cell[given])
-        complement = vt[len(given):]
+        complement = vt[len(given) :]
     else:
         complement = np.eye(3)
     for row, k in enumerate(zero):

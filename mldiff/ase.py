@@ -74,8 +74,10 @@ class Calculator(_AseCalculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
     nolabel = True
 
-    def __init__(self, potential="emt", params=None, *, skin: float = 0.5,
-                 key=None, **kwargs):
+    def __init__(
+        self, potential="emt", params=None, *, skin: float = 0.5, key=None, **kwargs
+    ):
+        """Resolve the potential and jit its energy, forces and stress."""
         super().__init__(**kwargs)
         self.potential, self.params = _resolve(potential, params, key)
         self.skin = float(skin)
@@ -101,11 +103,16 @@ class Calculator(_AseCalculator):
             return self._graph
         capacity = None
         if same_system:
-            n_needed = len(neighbors.neighbor_list(s, self.potential.cutoff + self.skin)[0])
+            n_needed = len(
+                neighbors.neighbor_list(s, self.potential.cutoff + self.skin)[0]
+            )
             if n_needed <= self._graph.capacity:
                 capacity = self._graph.capacity  # same shape: no recompilation
         self._graph = neighbors.allocate(
-            s, self.potential.cutoff, skin=self.skin, capacity=capacity,
+            s,
+            self.potential.cutoff,
+            skin=self.skin,
+            capacity=capacity,
             capacity_multiplier=1.25,
         )
         self._graph_atoms = (numbers, s.pbc, cell)
@@ -131,8 +138,14 @@ class Calculator(_AseCalculator):
         if periodic:
             sigma = np.asarray(sigma, dtype=np.float64)
             self.results["stress"] = np.array(
-                [sigma[0, 0], sigma[1, 1], sigma[2, 2],
-                 sigma[1, 2], sigma[0, 2], sigma[0, 1]]
+                [
+                    sigma[0, 0],
+                    sigma[1, 1],
+                    sigma[2, 2],
+                    sigma[1, 2],
+                    sigma[0, 2],
+                    sigma[0, 1],
+                ]
             )
         elif "stress" in properties:
             from ase.calculators.calculator import PropertyNotImplementedError

@@ -93,7 +93,9 @@ def _as_structure(structure) -> Structure:
     raise TypeError(f"expected mldiff Structure or ase.Atoms, got {type(structure)}")
 
 
-def neighbor_list(structure, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def neighbor_list(
+    structure, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All directed pairs closer than ``cutoff``, as ``ase.neighborlist`` "ijS".
 
     Args:
@@ -106,7 +108,9 @@ def neighbor_list(structure, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.
     """
     s = _as_structure(structure)
     i, j, S, _ = pairs_within(
-        np.asarray(s.positions, np.float64), np.asarray(s.cell, np.float64), s.pbc,
+        np.asarray(s.positions, np.float64),
+        np.asarray(s.cell, np.float64),
+        s.pbc,
         float(cutoff),
     )
     return i, j, S
@@ -234,7 +238,7 @@ def update(structure: Structure, graph: Graph) -> Graph:
 
 
 def _effective_cell_jnp(cell: jax.Array, pbc: tuple[bool, bool, bool]) -> jax.Array:
-    """jnp version of the zero-vector fill for partly periodic cells."""
+    """Jnp version of the zero-vector fill for partly periodic cells."""
     if all(pbc):
         return cell
     zero_cols = [k for k in range(3) if not pbc[k]]
@@ -258,8 +262,10 @@ def _effective_cell_jnp(cell: jax.Array, pbc: tuple[bool, bool, bool]) -> jax.Ar
 
 
 def needs_update(structure: Structure, graph: Graph) -> jax.Array:
-    """True if an atom moved more than ``skin / 2`` since the last build, or the
-    graph overflowed. jit-compatible.
+    """True if the graph must be rebuilt; jit-compatible.
+
+    That is when an atom moved more than ``skin / 2`` since the last build, or
+    the graph overflowed.
     """
     disp = jnp.linalg.norm(structure.positions - graph.reference_positions, axis=1)
     return graph.overflow | (jnp.max(disp, initial=0.0) > 0.5 * graph.skin)

@@ -93,7 +93,9 @@ def energy_forces_stress(energy_fn):
 
     def energy_forces_stress_fn(params, structure, graph):
         def e_of(r, eps):
-            return energy_fn(params, _strained(structure.replace(positions=r), eps), graph)
+            return energy_fn(
+                params, _strained(structure.replace(positions=r), eps), graph
+            )
 
         zero = jnp.zeros((3, 3), structure.cell.dtype)
         e, (de_dr, de_deps) = jax.value_and_grad(e_of, argnums=(0, 1))(
@@ -105,7 +107,10 @@ def energy_forces_stress(energy_fn):
 
 
 def full_3x3_to_voigt(sigma: jax.Array) -> jax.Array:
-    """``[..., 3, 3]`` symmetric tensor to ``[..., 6]`` Voigt (xx, yy, zz, yz, xz, xy)."""
+    """``[..., 3, 3]`` symmetric tensor to ``[..., 6]`` Voigt.
+
+    Voigt order is (xx, yy, zz, yz, xz, xy), as in ASE.
+    """
     return jnp.stack(
         [
             sigma[..., 0, 0],

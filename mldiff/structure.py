@@ -152,11 +152,16 @@ class Structure:
         if hasattr(obj, "lattice"):
             pbc = tuple(bool(p) for p in getattr(obj.lattice, "pbc", (True,) * 3))
             return cls.create(
-                obj.cart_coords, obj.lattice.matrix, numbers, pbc,
-                dtype=dtype, check=check,
+                obj.cart_coords,
+                obj.lattice.matrix,
+                numbers,
+                pbc,
+                dtype=dtype,
+                check=check,
             )
-        return cls.create(obj.cart_coords, None, numbers, False, dtype=dtype,
-                          check=check)
+        return cls.create(
+            obj.cart_coords, None, numbers, False, dtype=dtype, check=check
+        )
 
     def to_pymatgen(self):
         """A pymatgen ``Structure`` if any direction is periodic, else ``Molecule``."""
@@ -264,7 +269,9 @@ def supercell(structure: Structure, matrix) -> Structure:
     p = np.asarray(matrix)
     p = np.diag(p) if p.shape == (3,) else p
     if p.shape != (3, 3) or not np.all(p == np.round(p)):
-        raise StructureError(f"supercell matrix must be 3 integers or 3x3 integers: {matrix}")
+        raise StructureError(
+            f"supercell matrix must be 3 integers or 3x3 integers: {matrix}"
+        )
     p = p.astype(int)
     n_images = int(round(abs(np.linalg.det(p))))
     if n_images == 0:
@@ -272,8 +279,9 @@ def supercell(structure: Structure, matrix) -> Structure:
     # integer lattice points of the old lattice inside the new cell
     corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]) @ p
     lo, hi = corners.min(0), corners.max(0)
-    grid = np.stack(np.meshgrid(*[np.arange(lo[k], hi[k] + 1) for k in range(3)],
-                                indexing="ij"), -1).reshape(-1, 3)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(lo[k], hi[k] + 1) for k in range(3)], indexing="ij"), -1
+    ).reshape(-1, 3)
     frac = grid @ np.linalg.inv(p)  # coordinates in the new lattice
     eps = 1e-8
     inside = np.all((frac > -eps) & (frac < 1 - eps), axis=1)
@@ -305,6 +313,8 @@ def apply_strain(structure: Structure, strain) -> Structure:
     eps = jnp.asarray(strain, dtype=structure.cell.dtype)
     if eps.shape == (6,):
         xx, yy, zz, yz, xz, xy = eps
-        eps = jnp.array([[xx, xy / 2, xz / 2], [xy / 2, yy, yz / 2], [xz / 2, yz / 2, zz]])
+        eps = jnp.array(
+            [[xx, xy / 2, xz / 2], [xy / 2, yy, yz / 2], [xz / 2, yz / 2, zz]]
+        )
     f = jnp.eye(3, dtype=eps.dtype) + 0.5 * (eps + eps.T)
     return structure.replace(positions=structure.positions @ f, cell=structure.cell @ f)

@@ -5,7 +5,7 @@ import pytest
 from ase import units
 from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
@@ -45,7 +45,13 @@ def test_nve_conserves_energy():
     # reference: exact energy conservation of Hamiltonian dynamics (Verlet, 1 fs)
     atoms = _rattled_cu(seed=3)
     atoms.calc = Calculator("emt", skin=0.3)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    # Maxwell-Boltzmann momenta at 300 K, p = sqrt(m kT) N(0, 1)
+    m = atoms.get_masses()[:, None]
+    kt = units.kB * 300.0
+    atoms.set_momenta(
+        np.sqrt(m * kt) * np.random.default_rng(1).normal(size=(len(m), 3))
+    )
+    Stationary(atoms)
     dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs, logfile=None)
     totals = []
     dyn.attach(lambda: totals.append(atoms.get_total_energy()), interval=1)

@@ -71,7 +71,9 @@ def test_unknown_species_for_a_potential():
 def test_unknown_species_through_the_ase_calculator():
     from mldiff.ase import Calculator
 
-    atoms = Atoms("Fe2", positions=[[0, 0, 0], [2.0, 0, 0]], cell=np.eye(3) * 6, pbc=True)
+    atoms = Atoms(
+        "Fe2", positions=[[0, 0, 0], [2.0, 0, 0]], cell=np.eye(3) * 6, pbc=True
+    )
     atoms.calc = Calculator("emt")
     with pytest.raises(SpeciesError, match="Fe"):
         atoms.get_potential_energy()

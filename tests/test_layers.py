@@ -9,14 +9,34 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "mldiff"
 
 # module (path relative to mldiff/, without .py; packages by folder) -> layer
 LAYERS = {
-    "_typing": 0, "_version": 0, "units": 0, "errors": 0, "_cells": 0,
-    "structure": 1, "space": 1, "neighbors": 1, "io": 1,
-    "potentials": 2, "quantities": 2,
-    "md": 3, "phonons": 3, "data": 3, "training": 3, "descriptors": 3,
-    "ensemble": 3, "gp": 3, "parallel": 3,
-    "stability": 4, "active": 4, "transfer": 4, "recommender": 4, "ttsp": 4,
+    "_typing": 0,
+    "_version": 0,
+    "units": 0,
+    "errors": 0,
+    "_cells": 0,
+    "structure": 1,
+    "space": 1,
+    "neighbors": 1,
+    "io": 1,
+    "potentials": 2,
+    "quantities": 2,
+    "md": 3,
+    "phonons": 3,
+    "data": 3,
+    "training": 3,
+    "descriptors": 3,
+    "ensemble": 3,
+    "gp": 3,
+    "parallel": 3,
+    "stability": 4,
+    "active": 4,
+    "transfer": 4,
+    "recommender": 4,
+    "ttsp": 4,
     "electrons": 4,
-    "ase": 5, "plotting": 5, "cli": 5,
+    "ase": 5,
+    "plotting": 5,
+    "cli": 5,
 }
 SIBLINGS_FORBIDDEN = {("potentials", "quantities"), ("quantities", "potentials")}
 
@@ -39,8 +59,9 @@ def _imports(path: pathlib.Path):
                 yield a.name
 
 
-FILES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or
-               p.parent != PACKAGE)
+FILES = sorted(
+    p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE
+)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))

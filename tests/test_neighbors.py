@@ -13,14 +13,21 @@ from mldiff.structure import Structure
 
 
 def _edge_set(i, j, S):
-    return set(zip(np.asarray(i).tolist(), np.asarray(j).tolist(),
-                   map(tuple, np.asarray(S).tolist())))
+    return set(
+        zip(
+            np.asarray(i).tolist(),
+            np.asarray(j).tolist(),
+            map(tuple, np.asarray(S).tolist()),
+            strict=True,
+        )
+    )
 
 
 def _graph_edge_set(g):
     m = np.asarray(g.mask)
-    return _edge_set(np.asarray(g.senders)[m], np.asarray(g.receivers)[m],
-                     np.asarray(g.shifts)[m])
+    return _edge_set(
+        np.asarray(g.senders)[m], np.asarray(g.receivers)[m], np.asarray(g.shifts)[m]
+    )
 
 
 def _triclinic():
@@ -54,10 +61,14 @@ CASES = {
     "molecule-no-pbc": (_molecule, 3.0),
     "random-500-periodic": (_random_periodic, 5.0),
     "slab-zero-vacuum-vector": (
-        lambda: Atoms("Cu4", positions=[[0, 0, 0], [1.8, 0, 1.0], [0, 1.8, 2.2],
-                                        [1.8, 1.8, 3.0]],
-                      cell=[[3.6, 0, 0], [0, 3.6, 0], [0, 0, 0]],
-                      pbc=(True, True, False)), 7.0),
+        lambda: Atoms(
+            "Cu4",
+            positions=[[0, 0, 0], [1.8, 0, 1.0], [0, 1.8, 2.2], [1.8, 1.8, 3.0]],
+            cell=[[3.6, 0, 0], [0, 3.6, 0], [0, 0, 0]],
+            pbc=(True, True, False),
+        ),
+        7.0,
+    ),
 }
 
 
@@ -83,8 +94,15 @@ def test_positions_outside_cell_get_correct_shifts():
     assert _edge_set(i, j, S) == _edge_set(ai, aj, aS)
 
 
-@pytest.mark.parametrize("name", ["si-primitive-6A", "triclinic-60-70-110",
-                                  "molecule-no-pbc", "slab-zero-vacuum-vector"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "si-primitive-6A",
+        "triclinic-60-70-110",
+        "molecule-no-pbc",
+        "slab-zero-vacuum-vector",
+    ],
+)
 def test_jit_update_equals_host_build(name):
     # reference: the host neighbor list (itself checked against ASE above)
     make, cutoff = CASES[name]
@@ -112,7 +130,9 @@ def test_update_sets_overflow_instead_of_dropping():
 
 def test_explicit_capacity_too_small_raises():
     s = Structure.from_ase(bulk("Cu", "fcc", a=3.6))
-    with pytest.raises(NeighborListOverflowError, match=r"do not fit the capacity of 5"):
+    with pytest.raises(
+        NeighborListOverflowError, match=r"do not fit the capacity of 5"
+    ):
         neighbors.allocate(s, 6.0, capacity=5)
 
 

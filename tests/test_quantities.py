@@ -33,8 +33,11 @@ def _system(name):
         pot = potentials.get("emt")
         atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 1, 1))
         atoms.numbers[1] = 79
-    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + [[0.02, 0.03, 0], [0, -0.01, 0.04],
-                                                 [0.01, 0, 0.02]]), scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell[:]
+        @ (np.eye(3) + [[0.02, 0.03, 0], [0, -0.01, 0.04], [0.01, 0, 0.02]]),
+        scale_atoms=True,
+    )
     atoms.rattle(0.05, seed=4)
     s = Structure.from_ase(atoms)
     g = neighbors.allocate(s, pot.cutoff)
@@ -58,7 +61,9 @@ def test_forces_equal_finite_differences(name):
             rp, rm = r0.copy(), r0.copy()
             rp[a, k] += h
             rm[a, k] -= h
-            fd[a, k] = -(float(e(jnp.asarray(rp))) - float(e(jnp.asarray(rm)))) / (2 * h)
+            fd[a, k] = -(float(e(jnp.asarray(rp))) - float(e(jnp.asarray(rm)))) / (
+                2 * h
+            )
     scale = np.abs(fd).max()
     np.testing.assert_allclose(f, fd, rtol=0, atol=1e-6 * scale + 1e-9)
 
@@ -78,7 +83,8 @@ def test_stress_equals_finite_strain_differences(name):
             # symmetric perturbation: off-diagonals see ε_ab = ε_ba = h
             factor = 1.0 if a == b else 2.0
             fd[a, b] = (float(e(jnp.asarray(d))) - float(e(jnp.asarray(-d)))) / (
-                2 * h * factor)
+                2 * h * factor
+            )
     fd /= float(s.volume)
     scale = np.abs(fd).max()
     np.testing.assert_allclose(sigma, fd, rtol=0, atol=1e-6 * scale + 1e-10)
@@ -96,8 +102,9 @@ def test_energy_invariant_under_rotation_translation_permutation(name):
     e_tr = float(pot.energy(params, moved, neighbors.allocate(moved, pot.cutoff)))
     perm = np.random.default_rng(2).permutation(len(s))
     permuted = s.replace(positions=s.positions[perm], numbers=s.numbers[perm])
-    e_perm = float(pot.energy(params, permuted,
-                              neighbors.allocate(permuted, pot.cutoff)))
+    e_perm = float(
+        pot.energy(params, permuted, neighbors.allocate(permuted, pot.cutoff))
+    )
     for other in (e_rot, e_tr, e_perm):
         assert abs(other - e0) < 1e-10 * max(1.0, abs(e0))
 
@@ -106,9 +113,12 @@ def test_energy_forces_stress_agrees_with_separate_transforms():
     pot, params, s, g = _system("morse")
     e, f, sigma = jax.jit(quantities.energy_forces_stress(pot.energy))(params, s, g)
     np.testing.assert_allclose(e, pot.energy(params, s, g), rtol=1e-14)
-    np.testing.assert_allclose(f, quantities.forces(pot.energy)(params, s, g), atol=1e-12)
-    np.testing.assert_allclose(sigma, quantities.stress(pot.energy)(params, s, g),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        f, quantities.forces(pot.energy)(params, s, g), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        sigma, quantities.stress(pot.energy)(params, s, g), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("smooth", [False, True])
@@ -120,7 +130,8 @@ def test_lennard_jones_matches_ase(smooth):
     pot = potentials.get("lj", sigma=3.4, epsilon=0.0104, rc=8.0, smooth=smooth)
     s = Structure.from_ase(atoms)
     e, f, sigma = quantities.energy_forces_stress(pot.energy)(
-        pot.init(None, s), s, neighbors.allocate(s, pot.cutoff))
+        pot.init(None, s), s, neighbors.allocate(s, pot.cutoff)
+    )
     np.testing.assert_allclose(e, atoms.get_potential_energy(), rtol=1e-12)
     np.testing.assert_allclose(f, atoms.get_forces(), atol=1e-10)
     np.testing.assert_allclose(sigma, atoms.get_stress(voigt=False), atol=1e-10)
@@ -134,7 +145,8 @@ def test_morse_matches_ase():
     pot = potentials.get("morse", epsilon=0.34, rho0=4.0, r0=2.55)
     s = Structure.from_ase(atoms)
     e, f, sigma = quantities.energy_forces_stress(pot.energy)(
-        pot.init(None, s), s, neighbors.allocate(s, pot.cutoff))
+        pot.init(None, s), s, neighbors.allocate(s, pot.cutoff)
+    )
     np.testing.assert_allclose(e, atoms.get_potential_energy(), rtol=1e-12)
     np.testing.assert_allclose(f, atoms.get_forces(), atol=1e-10)
     np.testing.assert_allclose(sigma, atoms.get_stress(voigt=False), atol=1e-10)
@@ -144,14 +156,20 @@ def test_batched_energies_with_vmap():
     # reference: the unbatched energy, structure by structure
     pot, params, s, g = _system("morse")
     rng = np.random.default_rng(0)
-    batch = jnp.stack([s.positions + rng.normal(0, 0.02, s.positions.shape)
-                       for _ in range(4)])
+    batch = jnp.stack(
+        [s.positions + rng.normal(0, 0.02, s.positions.shape) for _ in range(4)]
+    )
     energies = jax.vmap(lambda r: pot.energy(params, s.replace(positions=r), g))(batch)
     for k in range(4):
         np.testing.assert_allclose(
-            energies[k], pot.energy(params, s.replace(positions=batch[k]), g), rtol=1e-13)
+            energies[k],
+            pot.energy(params, s.replace(positions=batch[k]), g),
+            rtol=1e-13,
+        )
 
 
 def test_voigt_round_trip():
     v = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    np.testing.assert_array_equal(quantities.full_3x3_to_voigt(quantities.voigt_to_full_3x3(v)), v)
+    np.testing.assert_array_equal(
+        quantities.full_3x3_to_voigt(quantities.voigt_to_full_3x3(v)), v
+    )

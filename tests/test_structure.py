@@ -36,8 +36,11 @@ def test_pymatgen_round_trip_structure_and_molecule():
     from pymatgen.core import Lattice, Molecule
     from pymatgen.core import Structure as PmgStructure
 
-    pmg = PmgStructure(Lattice.from_parameters(4.1, 4.5, 5.2, 80, 95, 110),
-                       ["Fe", "O", "O"], [[0, 0, 0], [0.3, 0.2, 0.1], [0.6, 0.7, 0.5]])
+    pmg = PmgStructure(
+        Lattice.from_parameters(4.1, 4.5, 5.2, 80, 95, 110),
+        ["Fe", "O", "O"],
+        [[0, 0, 0], [0.3, 0.2, 0.1], [0.6, 0.7, 0.5]],
+    )
     s = Structure.from_pymatgen(pmg)
     back = s.to_pymatgen()
     np.testing.assert_allclose(back.lattice.matrix, pmg.lattice.matrix, atol=1e-12)
@@ -65,8 +68,14 @@ def test_ase_and_pymatgen_agree():
     np.testing.assert_allclose(via_pmg.cell, via_ase.cell, atol=1e-12)
 
 
-@pytest.mark.parametrize("matrix", [(2, 2, 2), [[1, 1, 0], [0, 1, 1], [1, 0, 1]],
-                                    [[-1, 1, 1], [1, -1, 1], [1, 1, -1]]])
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        (2, 2, 2),
+        [[1, 1, 0], [0, 1, 1], [1, 0, 1]],
+        [[-1, 1, 1], [1, -1, 1], [1, 1, -1]],
+    ],
+)
 def test_supercell_matches_ase(matrix):
     # reference: ase.build.make_supercell (compared as sets of wrapped sites)
     prim = bulk("Si", "diamond", a=5.43)
@@ -85,16 +94,26 @@ def test_apply_strain_matches_ase_cell_scaling():
     # reference: ASE set_cell(scale_atoms=True) with the deformed cell
     atoms = bulk("Al", "fcc", a=4.05, cubic=True)
     atoms.rattle(0.02, seed=3)
-    eps = np.array([[0.01, 0.002, -0.003], [0.002, -0.02, 0.004], [-0.003, 0.004, 0.005]])
+    eps = np.array(
+        [[0.01, 0.002, -0.003], [0.002, -0.02, 0.004], [-0.003, 0.004, 0.005]]
+    )
     strained = apply_strain(Structure.from_ase(atoms), eps)
     ref = atoms.copy()
     ref.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
     np.testing.assert_allclose(strained.positions, ref.positions, atol=1e-12)
     np.testing.assert_allclose(strained.cell, ref.cell[:], atol=1e-12)
     # Voigt input with engineering shear gives the same result
-    voigt = [eps[0, 0], eps[1, 1], eps[2, 2], 2 * eps[1, 2], 2 * eps[0, 2], 2 * eps[0, 1]]
-    np.testing.assert_allclose(apply_strain(Structure.from_ase(atoms), voigt).cell,
-                               strained.cell, atol=1e-14)
+    voigt = [
+        eps[0, 0],
+        eps[1, 1],
+        eps[2, 2],
+        2 * eps[1, 2],
+        2 * eps[0, 2],
+        2 * eps[0, 1],
+    ]
+    np.testing.assert_allclose(
+        apply_strain(Structure.from_ase(atoms), voigt).cell, strained.cell, atol=1e-14
+    )
 
 
 def test_volume_is_differentiable():
@@ -102,4 +121,6 @@ def test_volume_is_differentiable():
     s = Structure.from_ase(bulk("Cu", "fcc", a=3.6))
     v = lambda e: apply_strain(s, e).volume  # noqa: E731
     grad = jax.grad(v)(jnp.zeros((3, 3)))
-    np.testing.assert_allclose(grad, np.eye(3) * float(s.volume), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        grad, np.eye(3) * float(s.volume), rtol=1e-12, atol=1e-12
+    )

@@ -24,7 +24,8 @@ def add_potential_argument(parser) -> None:
     from mldiff import potentials
 
     parser.add_argument(
-        "--potential", default="emt",
+        "--potential",
+        default="emt",
         help=f"reference potential ({', '.join(potentials.available())}) "
         "or checkpoint path (default: emt)",
     )
@@ -44,7 +45,8 @@ def summary_lines(atoms) -> list[str]:
 
         s = atoms.get_stress() * eV_per_A3_to_GPa
         lines.append(
-            "stress (GPa)      " + " ".join(f"{x: .4f}" for x in s)
+            "stress (GPa)      "
+            + " ".join(f"{x: .4f}" for x in s)
             + "  (xx yy zz yz xz xy)"
         )
     return lines

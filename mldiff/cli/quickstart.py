@@ -13,7 +13,9 @@ from mldiff.cli import _common
 def register(sub) -> None:
     """Add the subcommand."""
     p = sub.add_parser("quickstart", help="relax rattled fcc Cu with JAX EMT (demo)")
-    p.add_argument("--repeat", type=int, default=3, help="cubic fcc repeats (4 atoms each)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="cubic fcc repeats (4 atoms each)"
+    )
     p.add_argument("--rattle", type=float, default=0.1, help="rattle amplitude, Å")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fmax", type=float, default=1e-3, help="force tolerance, eV/Å")
@@ -37,8 +39,10 @@ def run(args) -> int:
     print("-- before relaxation (JAX EMT)")
     print("\n".join(_common.summary_lines(atoms)))
     converged, n = relax_atoms(atoms, args.fmax, 1000, cell=True)
-    print(f"-- after {n} BFGS steps with cell relaxation "
-          f"({'converged' if converged else 'NOT converged'}, fmax {args.fmax} eV/Å)")
+    print(
+        f"-- after {n} BFGS steps with cell relaxation "
+        f"({'converged' if converged else 'NOT converged'}, fmax {args.fmax} eV/Å)"
+    )
     print("\n".join(_common.summary_lines(atoms)))
     a = (atoms.get_volume() / len(atoms) * 4) ** (1 / 3)
     print(f"lattice constant  {a: .4f} Å")

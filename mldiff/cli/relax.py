@@ -27,8 +27,9 @@ def relax_atoms(atoms, fmax: float, steps: int, cell: bool, progress: bool = Tru
 
     target = FrechetCellFilter(atoms) if cell else atoms
     opt = BFGS(target, logfile=None)
-    bar = tqdm(total=steps, desc="relax", unit="step", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=steps, desc="relax", unit="step", disable=not progress, leave=False
+    )
 
     def report():
         bar.update(1)

@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from mldiff.errors import SpeciesError
@@ -30,7 +31,9 @@ class Potential(NamedTuple):
     name: str = "potential"
 
 
-def check_species(potential: Potential, numbers: Sequence[int]) -> None:
+def check_species(
+    potential: Potential, numbers: Sequence[int] | np.ndarray | jax.Array
+) -> None:
     """Raise :class:`SpeciesError` if ``numbers`` holds an unsupported element.
 
     Args:

@@ -67,8 +67,21 @@ PARAMETERS: dict[int, tuple[float, float, float, float, float, float, float]] = 
     8: (-4.60, 1.95, 0.332, 1.652, 2.790, 1.892, 0.00850),  # O
 }
 
-_SYMBOLS = {13: "Al", 29: "Cu", 47: "Ag", 79: "Au", 28: "Ni", 46: "Pd", 78: "Pt",
-            1: "H", 6: "C", 7: "N", 8: "O"}
+_SYMBOLS = {
+    13: "Al",
+    29: "Cu",
+    47: "Ag",
+    79: "Au",
+    28: "Ni",
+    46: "Pd",
+    78: "Pt",
+    1: "H",
+    6: "C",
+    7: "N",
+    8: "O",
+}
+_PerElement = Float[Array, "k"]  # one value per element of the table
+_PerAtom = Float[Array, "n"]  # one value per atom
 _NAMES = ("E0", "s0", "V0", "eta2", "kappa", "lambda", "n0")
 _FCC_SHELLS = ((12, 1.0), (6, 2.0), (24, 3.0))  # (sites, (r / r_1nn)²) of 3 shells
 
@@ -114,12 +127,12 @@ def _table(species: Sequence[int]) -> dict[str, np.ndarray]:
 
 
 def _gammas(
-    s0: Float[Array, "k"],
-    eta2: Float[Array, "k"],
-    kappa: Float[Array, "k"],
+    s0: _PerElement,
+    eta2: _PerElement,
+    kappa: _PerElement,
     rc: float,
     acut: float,
-) -> tuple[Float[Array, "k"], Float[Array, "k"]]:
+) -> tuple[_PerElement, _PerElement]:
     """EMT's normalisations γ1, γ2 over the first three fcc shells.
 
     Args:
@@ -142,14 +155,14 @@ def _gammas(
 
 
 def _cohesive(
-    sigma1: Float[Array, "n"],
-    inv12gamma1: Float[Array, "n"],
-    e0: Float[Array, "n"],
-    v0: Float[Array, "n"],
-    eta2: Float[Array, "n"],
-    lam: Float[Array, "n"],
-    kappa: Float[Array, "n"],
-) -> Float[Array, "n"]:
+    sigma1: _PerAtom,
+    inv12gamma1: _PerAtom,
+    e0: _PerAtom,
+    v0: _PerAtom,
+    eta2: _PerAtom,
+    lam: _PerAtom,
+    kappa: _PerAtom,
+) -> _PerAtom:
     """Cohesive energy E_c plus the on-site pair term of each atom, eV.
 
     Args:
@@ -176,7 +189,7 @@ def _species_numbers(species) -> tuple[int, ...]:
     """Atomic numbers for ``species`` (numbers or symbols), checked."""
     if species is None:
         return tuple(sorted(PARAMETERS))
-    if isinstance(species, str | int):
+    if isinstance(species, str | int | np.integer):
         species = (species,)
     by_symbol = {v: k for k, v in _SYMBOLS.items()}
     numbers, unknown = [], []
@@ -187,8 +200,16 @@ def _species_numbers(species) -> tuple[int, ...]:
         else:
             unknown.append(x)
     if unknown:
+        from ase.data import chemical_symbols
+
+        names = ", ".join(
+            f"{chemical_symbols[x]} (Z={x})"
+            if isinstance(x, int | np.integer) and 0 < x < len(chemical_symbols)
+            else repr(x)
+            for x in unknown
+        )
         raise SpeciesError(
-            f"EMT has no parameters for {unknown!r}; it supports "
+            f"EMT has no parameters for {names}; it supports "
             f"{', '.join(_SYMBOLS[z] for z in sorted(PARAMETERS))}. Request a "
             "subset of these (symbols or atomic numbers) or use another potential"
         )
@@ -235,7 +256,7 @@ def emt(
     Example:
         >>> pot = emt(species=("Cu", "Au"))
         >>> pot.name, pot.species, round(pot.cutoff, 6)
-        ('emt', (29, 79), 5.876794)
+        ('emt', (29, 79), 5.876798)
     """
     numbers = _species_numbers(species)
     considered = numbers if asap_cutoff else tuple(PARAMETERS)
@@ -253,13 +274,15 @@ def emt(
         if structure is not None:
             dtype = structure.positions.dtype
             if not isinstance(structure.numbers, jax.core.Tracer):
-                check_species(pot, np.asarray(structure.numbers))
+                check_species(pot, np.asarray(structure.numbers).tolist())
         return {name: jnp.asarray(table[name], dtype=dtype) for name in _NAMES}
 
     def energy(params, structure, graph):
+        params = jax.tree.map(jnp.asarray, params)
         # per element: derived normalisations, [k]
-        gamma1, gamma2 = _gammas(params["s0"], params["eta2"], params["kappa"],
-                                 rc, acut)
+        gamma1, gamma2 = _gammas(
+            params["s0"], params["eta2"], params["kappa"], rc, acut
+        )
         per_element = dict(params)
         per_element["inv12gamma1"] = 1.0 / (12.0 * gamma1)
         per_element["neghalfv0overgamma2"] = -0.5 * params["V0"] / gamma2
@@ -284,8 +307,15 @@ def emt(
         sigma1 = jax.ops.segment_sum(
             jnp.where(inside, dsigma1, 0.0), i, num_segments=structure.numbers.shape[0]
         )
-        e_c = _cohesive(sigma1, p["inv12gamma1"], p["E0"], p["V0"], p["eta2"],
-                        p["lambda"], p["kappa"])
+        e_c = _cohesive(
+            sigma1,
+            p["inv12gamma1"],
+            p["E0"],
+            p["V0"],
+            p["eta2"],
+            p["lambda"],
+            p["kappa"],
+        )
         # ASE gives atom i half of (i's term on edge i->j + j's term on edge j->i);
         # over a two-way graph the total is the sum of i's terms on all edges.
         pair = jnp.where(inside, p["neghalfv0overgamma2"][i] * dsigma2, 0.0)
