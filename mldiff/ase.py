@@ -90,24 +90,29 @@ class Calculator(_AseCalculator):
         self._ef = jax.jit(ef)
 
     def _graph_for(self, s: Structure):
+        """The neighbor graph for ``s``, rebuilt only when it must be.
+
+        Reused while the atoms and cell are unchanged and no atom moved more
+        than half the skin. When rebuilt for the same atoms (MD, relaxation,
+        a cell filter), the previous capacity is kept if the edges fit, so the
+        jitted energy is not recompiled.
+        """
         cell = np.asarray(s.cell)
         numbers = np.asarray(s.numbers)
-        same_system = (
+        same_atoms = (
             self._graph is not None
-            and self._graph_atoms[0].shape == numbers.shape
             and np.array_equal(self._graph_atoms[0], numbers)
             and self._graph_atoms[1] == s.pbc
-            and np.allclose(self._graph_atoms[2], cell, rtol=0, atol=1e-12)
         )
-        if same_system and not bool(neighbors.needs_update(s, self._graph)):
+        same_cell = same_atoms and np.array_equal(self._graph_atoms[2], cell)
+        if same_cell and not bool(neighbors.needs_update(s, self._graph)):
             return self._graph
         capacity = None
-        if same_system:
-            n_needed = len(
-                neighbors.neighbor_list(s, self.potential.cutoff + self.skin)[0]
-            )
+        if same_atoms:
+            radius = self.potential.cutoff + self.skin
+            n_needed = len(neighbors.neighbor_list(s, radius)[0])
             if n_needed <= self._graph.capacity:
-                capacity = self._graph.capacity  # same shape: no recompilation
+                capacity = self._graph.capacity  # same shapes: no recompilation
         self._graph = neighbors.allocate(
             s,
             self.potential.cutoff,

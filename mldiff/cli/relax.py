@@ -28,7 +28,11 @@ def relax_atoms(atoms, fmax: float, steps: int, cell: bool, progress: bool = Tru
     target = FrechetCellFilter(atoms) if cell else atoms
     opt = BFGS(target, logfile=None)
     bar = tqdm(
-        total=steps, desc="relax", unit="step", disable=not progress, leave=False
+        total=steps,
+        desc="relax",
+        unit="step",
+        disable=None if progress else True,  # None: only on a terminal
+        leave=False,
     )
 
     def report():
