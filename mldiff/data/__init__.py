@@ -1,0 +1,54 @@
+"""Training data: generation, splits and padded batches.
+
+* :mod:`mldiff.data.generate` — rattled, strained and MD-sampled structures
+  labeled by any ASE calculator.
+* :mod:`mldiff.data.splits` — reproducible train / validation / test splits.
+* :mod:`mldiff.data.batching` — :class:`Dataset` (neighbor lists built once),
+  shape :class:`Bucket` s and padded :class:`Batch` es for ``vmap``.
+
+Labeled structures and extxyz files come from :mod:`mldiff.io`; they are
+re-exported here, with :class:`DataError`.
+"""
+
+from mldiff.data.batching import (
+    Batch,
+    Bucket,
+    Dataset,
+    assign_buckets,
+    batch_plan,
+    batches,
+    make_batch,
+    make_buckets,
+    n_batches,
+    stack_structures,
+)
+from mldiff.data.generate import generate, label, md_sampled, rattled, strained
+from mldiff.data.splits import split, split_items, take
+from mldiff.io._errors import DataError
+from mldiff.io.extxyz import read_extxyz, write_extxyz
+from mldiff.io.labeled import LabeledStructure
+
+__all__ = [
+    "Batch",
+    "Bucket",
+    "DataError",
+    "Dataset",
+    "LabeledStructure",
+    "assign_buckets",
+    "batch_plan",
+    "batches",
+    "make_batch",
+    "generate",
+    "label",
+    "make_buckets",
+    "md_sampled",
+    "n_batches",
+    "rattled",
+    "read_extxyz",
+    "split",
+    "split_items",
+    "stack_structures",
+    "strained",
+    "take",
+    "write_extxyz",
+]
