@@ -31,27 +31,31 @@ from mldiff.errors import ConfigError
 from mldiff.potentials import Potential, check_species
 from mldiff.structure import Structure
 
-__all__ = ["Calculator"]
+__all__ = ["Calculator", "resolve_potential"]
 
 
-def _resolve(potential, params, key):
+def resolve_potential(potential, params=None, key=None):
+    """``(Potential, params or None)`` from a name, Potential, pair or checkpoint.
+
+    Args:
+        potential: reference potential name, :class:`Potential`,
+            ``(Potential, params)`` pair (e.g. a loaded model) or checkpoint path.
+        params: parameters overriding the resolved ones.
+        key: unused; kept for symmetry with ``Potential.init``.
+    """
+    del key
     if isinstance(potential, Potential):
         return potential, params
     if isinstance(potential, str | os.PathLike) and os.path.exists(potential):
-        try:
-            from mldiff.training import checkpoint  # lands with trained models
-        except ImportError as err:
-            raise ConfigError(
-                f"{potential!s} is a file, but this mldiff has no checkpoint loader "
-                "yet; pass a reference potential name "
-                f"({', '.join(potentials.available())}) or a Potential"
-            ) from err
-        pot, loaded = checkpoint.load(potential)
-        return pot, loaded if params is None else params
+        from mldiff.training import checkpoint
+
+        model = checkpoint.load(potential)
+        return model.potential, model.params if params is None else params
     if isinstance(potential, str):
         return potentials.get(potential), params
     if isinstance(potential, tuple) and len(potential) == 2:  # (Potential, params)
-        return potential
+        pot, own = potential
+        return pot, own if params is None else params
     raise ConfigError(
         f"cannot make a calculator from {potential!r}; pass a reference potential "
         "name, a Potential, a (Potential, params) pair, or a checkpoint path"
@@ -79,7 +83,7 @@ class Calculator(_AseCalculator):
     ):
         """Resolve the potential and jit its energy, forces and stress."""
         super().__init__(**kwargs)
-        self.potential, self.params = _resolve(potential, params, key)
+        self.potential, self.params = resolve_potential(potential, params, key)
         self.skin = float(skin)
         self._key = jax.random.key(0) if key is None else key
         self._graph = None

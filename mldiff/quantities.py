@@ -56,7 +56,8 @@ def forces(energy_fn):
 def stress(energy_fn):
     """``(params, structure, graph) -> [3, 3]`` stress (1/V)∂E/∂ε, eV/Å³.
 
-    Requires a periodic cell with non-zero volume.
+    Requires a periodic cell with non-zero volume; V = |det(cell)|, so the sign
+    is right for left-handed cells too (e.g. after an improper rotation).
     """
 
     def stress_fn(params, structure, graph):
@@ -64,7 +65,7 @@ def stress(energy_fn):
             return energy_fn(params, _strained(structure, eps), graph)
 
         zero = jnp.zeros((3, 3), structure.cell.dtype)
-        return jax.grad(e_of_eps)(zero) / space.volume(structure)
+        return jax.grad(e_of_eps)(zero) / jnp.abs(space.volume(structure))
 
     return stress_fn
 
@@ -101,7 +102,7 @@ def energy_forces_stress(energy_fn):
         e, (de_dr, de_deps) = jax.value_and_grad(e_of, argnums=(0, 1))(
             structure.positions, zero
         )
-        return e, -de_dr, de_deps / space.volume(structure)
+        return e, -de_dr, de_deps / jnp.abs(space.volume(structure))
 
     return energy_forces_stress_fn
 

@@ -17,7 +17,9 @@ from mldiff.errors import ConfigError
 from mldiff.potentials._base import Potential, check_species
 from mldiff.potentials.emt import emt
 from mldiff.potentials.lj import lennard_jones
+from mldiff.potentials.mace import MACEConfig, mace
 from mldiff.potentials.morse import morse
+from mldiff.potentials.nequip import NequIPConfig, nequip
 from mldiff.potentials.sw import stillinger_weber
 
 __all__ = [
@@ -29,6 +31,10 @@ __all__ = [
     "morse",
     "stillinger_weber",
     "emt",
+    "nequip",
+    "NequIPConfig",
+    "mace",
+    "MACEConfig",
 ]
 
 _BUILDERS: dict[str, Callable[..., Potential]] = {
@@ -36,6 +42,8 @@ _BUILDERS: dict[str, Callable[..., Potential]] = {
     "morse": morse,
     "sw": stillinger_weber,
     "emt": emt,
+    "nequip": nequip,
+    "mace": mace,
 }
 
 
@@ -45,7 +53,11 @@ def available() -> tuple[str, ...]:
 
 
 def get(name: str, **kwargs) -> Potential:
-    """Build a reference potential by name: ``"lj"``, ``"morse"``, ``"sw"``, ``"emt"``.
+    """Build a potential by name.
+
+    Reference potentials: ``"lj"``, ``"morse"``, ``"sw"``, ``"emt"``. Learned
+    models: ``"nequip"``, ``"mace"`` (these need ``species=`` and start
+    untrained; trained ones come from ``mldiff.load``).
 
     Args:
         name: registry name (case-insensitive).

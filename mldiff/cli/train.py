@@ -1,0 +1,146 @@
+"""``mldiff train CONFIG``: train a learned potential from a YAML/TOML config.
+
+Config file layout (YAML shown; TOML has the same keys)::
+
+    data:
+      train: cu_train.extxyz          # labelled structures (extxyz)
+      validation: cu_val.extxyz       # optional; else a seeded split of train
+      validation_fraction: 0.1
+    output: runs/cu                   # checkpoint directory (relative to this file)
+    training:                         # mldiff.training.TrainConfig fields
+      model: nequip
+      model_config: {features: 16, num_layers: 2, l_max: 1, cutoff: 4.5}
+      epochs: 50
+      batch_size: 4
+
+Flags override the file: ``--epochs``, ``--batch-size``, ``--learning-rate``,
+``--seed``, ``--model``, ``--output``, and ``--set key=value`` for any training
+field (values parsed as JSON where possible).
+"""
+
+import json
+import os
+
+from mldiff.errors import ConfigError
+
+
+def register(sub) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("train", help="train a learned potential from a config file")
+    p.add_argument("config", help="YAML or TOML config file")
+    p.add_argument("--output", help="checkpoint directory (overrides the config)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--model", choices=("nequip", "mace"))
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any training option (repeatable)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore an existing checkpoint instead of resuming",
+    )
+    p.set_defaults(run=run)
+
+
+def read_config(path: str) -> dict:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a dict."""
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            return tomllib.loads(raw.decode())
+        import yaml
+
+        return yaml.safe_load(raw) or {}
+    except Exception as err:
+        raise ConfigError(f"could not parse config {path!r}: {err}") from err
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def merged_training_options(cfg: dict, args) -> dict:
+    """The ``training`` section with command-line overrides applied."""
+    opts = dict(cfg.get("training", {}))
+    for flag, key in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("learning_rate", "learning_rate"),
+        ("seed", "seed"),
+        ("model", "model"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            opts[key] = value
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        if key.startswith("model_config."):
+            opts.setdefault("model_config", {})[key.split(".", 1)[1]] = _parse_value(
+                value
+            )
+        else:
+            opts[key] = _parse_value(value)
+    return opts
+
+
+def run(args) -> int:
+    """Read data, train, report."""
+    from mldiff.data import read_extxyz, split_items
+    from mldiff.training import from_dict, train
+
+    cfg = read_config(args.config)
+    base = os.path.dirname(os.path.abspath(args.config))
+    data = cfg.get("data") or {}
+    if "train" not in data:
+        raise ConfigError(f"{args.config}: the 'data' section needs a 'train' file")
+
+    def path(p):
+        return p if os.path.isabs(p) else os.path.join(base, p)
+
+    config = from_dict(merged_training_options(cfg, args))
+    items = read_extxyz(path(data["train"]))
+    if data.get("validation"):
+        train_items, val_items = items, read_extxyz(path(data["validation"]))
+    else:
+        frac = float(data.get("validation_fraction", 0.1))
+        train_items, val_items, _ = split_items(
+            items, (1 - frac, frac, 0.0), seed=config.seed
+        )
+    # --output is relative to the working directory; the file's `output` to the file
+    if args.output:
+        output = os.path.abspath(args.output)
+    else:
+        output = path(cfg.get("output") or "mldiff-run")
+    print(
+        f"training {config.model} on {len(train_items)} structures "
+        f"(validation {len(val_items)}) -> {output}"
+    )
+    result = train(config, train_items, val_items, output, resume=not args.restart)
+    best = result.history[result.best_epoch] if result.history else {}
+    print(
+        f"best epoch {result.best_epoch}: "
+        + ", ".join(
+            f"{k} {v:.3f}"
+            for k, v in best.items()
+            if k.endswith(("mev_per_atom", "mev_per_angstrom", "gpa"))
+        )
+    )
+    print(f"model written to {os.path.join(output, 'model.msgpack')}")
+    return 0

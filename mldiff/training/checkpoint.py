@@ -1,0 +1,145 @@
+"""Checkpoints: one msgpack file per save, written atomically, carrying its config.
+
+A checkpoint holds a JSON header (format version, model spec, training config,
+epoch, history) and the arrays (parameters, EMA parameters, optimiser state).
+Files are written to a temporary name in the same directory, flushed, fsynced
+and renamed over the target, so a kill at any moment leaves either the old or
+the new checkpoint, never a torn one.
+"""
+
+import json
+import os
+import tempfile
+from typing import Any, NamedTuple
+
+import flax.serialization
+import jax
+import numpy as np
+
+from mldiff.errors import ConfigError
+from mldiff.training.models import ModelSpec, build
+
+__all__ = ["FORMAT_VERSION", "Model", "save", "read", "restore", "load", "atomic_write"]
+
+FORMAT_VERSION = 1
+
+
+class Model(NamedTuple):
+    """A loaded model: a potential and its parameters.
+
+    Usable wherever a ``(Potential, params)`` pair is: ``mldiff.ase.Calculator``,
+    ``quantities.forces(model.potential.energy)(model.params, ...)``, phonons.
+    """
+
+    potential: Any
+    params: Any
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _to_numpy(tree):
+    return jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(tree))
+
+
+def save(
+    path,
+    *,
+    spec: ModelSpec,
+    params,
+    header: dict | None = None,
+    arrays: dict | None = None,
+) -> None:
+    """Save a checkpoint atomically.
+
+    Args:
+        path: file to write (conventionally ``*.msgpack``).
+        spec: how to rebuild the model.
+        params: parameters used for prediction (e.g. the EMA parameters).
+        header: extra JSON-able metadata (training config, epoch, history).
+        arrays: extra pytrees to store (optimiser state, raw parameters).
+    """
+    meta = {"format_version": FORMAT_VERSION, "model": spec.to_dict(), **(header or {})}
+    payload = {
+        "meta": json.dumps(meta),
+        "params": _to_numpy(params),
+        "arrays": {k: _to_numpy(v) for k, v in (arrays or {}).items()},
+    }
+    atomic_write(path, flax.serialization.msgpack_serialize(payload))
+
+
+def read(path) -> tuple[dict, dict]:
+    """Raw ``(meta, payload)`` of a checkpoint file, with a version check."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.msgpack")
+    if not os.path.exists(path):
+        raise ConfigError(f"checkpoint {path!r} does not exist")
+    with open(path, "rb") as fh:
+        try:
+            payload = flax.serialization.msgpack_restore(fh.read())
+            meta = json.loads(payload["meta"])
+        except Exception as err:
+            raise ConfigError(
+                f"{path!r} is not a readable mldiff checkpoint: {err}"
+            ) from err
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ConfigError(
+            f"checkpoint {path!r} has format version {version}; this mldiff reads "
+            f"version {FORMAT_VERSION}"
+        )
+    return meta, payload
+
+
+def restore(target, state_dict):
+    """Fill the pytree structure of ``target`` with arrays from a state dict."""
+    return flax.serialization.from_state_dict(target, state_dict)
+
+
+def load(path, dtype=None) -> Model:
+    """Load a model from a checkpoint file or a training output directory.
+
+    Args:
+        path: ``model.msgpack`` (or any checkpoint file), or a directory that
+            holds ``model.msgpack``.
+        dtype: cast floating parameters to this dtype (default: as saved).
+
+    Returns:
+        :class:`Model` ``(potential, params)``.
+    """
+    meta, payload = read(path)
+    spec = ModelSpec.from_dict(meta["model"])
+    potential = build(spec)
+    template = potential.init(jax.random.key(0), _probe_structure(spec.species[0]))
+    params = restore(template, payload["params"])
+
+    def cast(x):
+        x = np.asarray(x)
+        if dtype is not None and np.issubdtype(x.dtype, np.floating):
+            x = x.astype(dtype)
+        return jax.numpy.asarray(x)
+
+    return Model(potential, jax.tree_util.tree_map(cast, params))
+
+
+def _probe_structure(z: int):
+    """A one-atom structure, only to get the parameter tree's shape."""
+    from mldiff.structure import Structure
+
+    return Structure.create([[0.0, 0.0, 0.0]], np.eye(3) * 10.0, [z])

@@ -1,0 +1,346 @@
+"""The training loop for learned potentials.
+
+optax AdamW with warm-up and cosine decay, gradient clipping, an EMA of the
+parameters, validation each epoch, early stopping, atomic checkpoints and exact
+resume.
+
+Determinism: parameters are initialised from ``config.seed`` and the batch
+order of epoch ``k`` depends only on ``(config.seed, k)``; the full state
+(parameters, EMA, optimiser, history, early-stopping counter) is checkpointed
+at the end of each epoch. A killed run therefore resumes at the last finished
+epoch and ends with the same parameters as an uninterrupted run.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mldiff import neighbors
+from mldiff.errors import ConfigError
+from mldiff.training import checkpoint, losses, normalization
+from mldiff.training.config import TrainConfig, to_dict
+from mldiff.training.models import ModelSpec, _builder, build, config_object
+
+__all__ = [
+    "TrainResult",
+    "model_spec_from_data",
+    "make_optimizer",
+    "train_step",
+    "train",
+    "evaluate",
+]
+
+CHECKPOINT = "checkpoint.msgpack"  # full training state, for resuming
+MODEL = "model.msgpack"  # best (EMA) parameters, for ``mldiff.load``
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        model: best parameters as a :class:`checkpoint.Model`.
+        history: one dict per epoch (train loss, validation metrics, lr, time).
+        best_epoch: epoch of the best validation loss.
+        stopped_early: True if early stopping ended the run.
+        out_dir: where the checkpoints are.
+    """
+
+    model: checkpoint.Model
+    history: list[dict[str, Any]]
+    best_epoch: int
+    stopped_early: bool
+    out_dir: str
+
+
+def model_spec_from_data(config: TrainConfig, items: Sequence) -> ModelSpec:
+    """Species, least-squares reference energies and force-RMS scale from data.
+
+    Args:
+        config: the training configuration (model name and config).
+        items: labelled training structures (``LabeledStructure``).
+
+    Returns:
+        The :class:`ModelSpec`.
+    """
+    numbers = [np.asarray(it.structure.numbers) for it in items]
+    species = tuple(sorted({int(z) for n in numbers for z in n}))
+    with_e = [
+        (n, it.energy)
+        for n, it in zip(numbers, items, strict=True)
+        if it.energy is not None
+    ]
+    if not with_e:
+        raise ConfigError(
+            "training data hold no energies; cannot fit reference energies"
+        )
+    e0 = normalization.fit_atomic_energies(
+        [n for n, _ in with_e], [e for _, e in with_e], species
+    )
+    forces = [np.asarray(it.forces) for it in items if it.forces is not None]
+    if forces:
+        scale = normalization.force_rms(forces)
+    else:
+        resid = [(e - sum(e0[int(z)] for z in n)) / len(n) for n, e in with_e]
+        scale = float(np.std(resid)) or 1.0
+    model_config = dict(config.model_config)
+    _, config_cls = _builder(config.model)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if "avg_num_neighbors" in fields and model_config.get("avg_num_neighbors") is None:
+        cutoff = config_object(config.model, model_config).cutoff
+        n_edges = sum(
+            len(neighbors.neighbor_list(it.structure, cutoff)[0]) for it in items
+        )
+        model_config["avg_num_neighbors"] = n_edges / max(sum(map(len, numbers)), 1)
+    return ModelSpec(
+        name=config.model,
+        config=model_config,
+        species=species,
+        atomic_energies=e0,
+        scale=scale,
+        shift=0.0,
+    )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """Gradient clipping + AdamW with linear warm-up and cosine decay."""
+    total = max(config.epochs * steps_per_epoch, 1)
+    warmup = min(config.warmup_epochs * steps_per_epoch, total - 1)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=max(warmup, 0),
+        decay_steps=total,
+        end_value=config.learning_rate * config.final_lr_ratio,
+    )
+    opt = optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(schedule, weight_decay=config.weight_decay),
+    )
+    return opt, schedule
+
+
+def train_step(loss, optimizer, ema_decay: float):
+    """``(params, ema, opt_state, batch) -> (params, ema, opt_state, loss)``, pure."""
+
+    def step(params, ema, opt_state, batch):
+        value, grads = jax.value_and_grad(loss)(params, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        if ema_decay > 0:
+            ema = jax.tree_util.tree_map(
+                lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params
+            )
+        else:
+            ema = params
+        return params, ema, opt_state, value
+
+    return step
+
+
+def evaluate(potential, params, batches, with_stress: bool, sums_fn=None) -> dict:
+    """Metrics (meV/atom, meV/Å, GPa) of ``params`` over an iterable of batches."""
+    sums_fn = sums_fn or jax.jit(losses.error_sums(potential.energy, with_stress))
+    total: dict[str, float] = {}
+    for batch in batches:
+        for k, v in sums_fn(params, batch).items():
+            total[k] = total.get(k, 0.0) + float(v)
+    return losses.metrics_from_sums(total)
+
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+
+
+def train(
+    config: TrainConfig,
+    train_items: Sequence,
+    val_items: Sequence,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a learned potential; checkpoint every epoch; resume if possible.
+
+    Args:
+        config: the run's configuration.
+        train_items: labelled structures to fit.
+        val_items: labelled structures for validation and early stopping.
+        out_dir: output directory for ``checkpoint.msgpack`` (full state) and
+            ``model.msgpack`` (best EMA parameters, loadable by ``mldiff.load``).
+        resume: continue from ``out_dir/checkpoint.msgpack`` if it exists (its
+            configuration must equal ``config``).
+        progress: show a progress bar with live metrics (on a terminal).
+        on_epoch_end: called with each epoch's history record.
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    from tqdm.auto import tqdm
+
+    from mldiff.data import batching
+
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        from mldiff.errors import PrecisionError
+
+        raise PrecisionError(
+            "dtype='float64' needs jax.config.update('jax_enable_x64', True)"
+        )
+    ckpt_path = os.path.join(out_dir, CHECKPOINT)
+    resumed = resume and os.path.exists(ckpt_path)
+    if resumed:
+        meta, payload = checkpoint.read(ckpt_path)
+        if meta["train_config"] != json.loads(json.dumps(to_dict(config))):
+            raise ConfigError(
+                f"{ckpt_path} was written with a different training configuration; "
+                "use a new output directory or resume=False to start over"
+            )
+        spec = ModelSpec.from_dict(meta["model"])
+    else:
+        spec = model_spec_from_data(config, train_items)
+    potential = build(spec)
+    cutoff = potential.cutoff
+    with_stress = config.stress_weight > 0
+    everything = batching.Dataset.build(list(train_items) + list(val_items), cutoff)
+    train_set = everything.subset(np.arange(len(train_items)))
+    val_set = everything.subset(np.arange(len(train_items), len(everything)))
+    # one bucket set for both splits: the step and the evaluation compile at most
+    # n_buckets times each
+    buckets = batching.make_buckets(
+        everything, batch_size=config.batch_size, n_buckets=config.n_buckets
+    )
+
+    def epoch_batches(ds, shuffle, epoch=0):
+        return batching.batches(
+            ds,
+            batch_size=config.batch_size,
+            buckets=buckets,
+            shuffle=shuffle,
+            seed=config.seed,
+            epoch=epoch,
+            dtype=dtype,
+        )
+
+    steps_per_epoch = batching.n_batches(train_set, config.batch_size, buckets=buckets)
+    optimizer, schedule = make_optimizer(config, steps_per_epoch)
+
+    key = jax.random.key(config.seed)
+    params = _cast(potential.init(key, train_items[0].structure), dtype)
+    opt_state = optimizer.init(params)
+    ema = params
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best_val": float("inf"),
+        "best_epoch": -1,
+        "wait": 0,
+        "stopped_early": False,
+    }
+    best = ema
+    if resumed:
+        arrays = payload["arrays"]
+        params = checkpoint.restore(params, arrays["params"])
+        ema = checkpoint.restore(ema, arrays["ema"])
+        best = checkpoint.restore(best, payload["params"])
+        opt_state = checkpoint.restore(opt_state, arrays["opt_state"])
+        state = meta["state"]
+
+    loss = losses.loss_fn(
+        potential.energy,
+        config.energy_weight,
+        config.forces_weight,
+        config.stress_weight,
+    )
+    step = jax.jit(train_step(loss, optimizer, config.ema_decay))
+    sums_fn = jax.jit(losses.error_sums(potential.energy, with_stress))
+    val_loss_weights = {
+        "energy_rmse_mev_per_atom": config.energy_weight,
+        "forces_rmse_mev_per_angstrom": config.forces_weight,
+        "stress_rmse_gpa": config.stress_weight,
+    }
+
+    def save_state():
+        header = {"train_config": to_dict(config), "state": state}
+        arrays = {"params": params, "ema": ema, "opt_state": opt_state}
+        checkpoint.save(ckpt_path, spec=spec, params=best, header=header, arrays=arrays)
+
+    bar = tqdm(
+        total=config.epochs,
+        initial=state["epoch"],
+        desc="train",
+        unit="epoch",
+        disable=None if progress else True,
+    )
+    while state["epoch"] < config.epochs and not state["stopped_early"]:
+        epoch = state["epoch"]
+        t0 = time.perf_counter()
+        total, count = 0.0, 0
+        for batch in epoch_batches(train_set, shuffle=True, epoch=epoch):
+            params, ema, opt_state, value = step(params, ema, opt_state, batch)
+            total, count = total + float(value), count + 1
+        metrics = evaluate(
+            potential, ema, epoch_batches(val_set, shuffle=False), with_stress, sums_fn
+        )
+        # validation loss in the same relative weighting as training
+        val_loss = sum(
+            w * metrics.get(k, 0.0) ** 2 for k, w in val_loss_weights.items()
+        )
+        record = {
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            "val_loss": val_loss,
+            "learning_rate": float(schedule((epoch + 1) * steps_per_epoch)),
+            "seconds": time.perf_counter() - t0,
+            **metrics,
+        }
+        state["history"].append(record)
+        if val_loss < state["best_val"]:
+            state.update(best_val=val_loss, best_epoch=epoch, wait=0)
+            best = ema
+            checkpoint.save(
+                os.path.join(out_dir, MODEL),
+                spec=spec,
+                params=best,
+                header={
+                    "train_config": to_dict(config),
+                    "epoch": epoch,
+                    "metrics": metrics,
+                },
+            )
+        else:
+            state["wait"] += 1
+            if config.patience and state["wait"] >= config.patience:
+                state["stopped_early"] = True
+        state["epoch"] = epoch + 1
+        save_state()
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{record['train_loss']:.3g}",
+            E=f"{metrics.get('energy_mae_mev_per_atom', float('nan')):.2f}meV/at",
+            F=f"{metrics.get('forces_mae_mev_per_angstrom', float('nan')):.1f}meV/Å",
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    bar.close()
+    return TrainResult(
+        model=checkpoint.Model(potential, best),
+        history=state["history"],
+        best_epoch=state["best_epoch"],
+        stopped_early=state["stopped_early"],
+        out_dir=out_dir,
+    )

@@ -1,0 +1,94 @@
+"""Learned-model specifications: what a checkpoint needs to rebuild a potential.
+
+A :class:`ModelSpec` names the builder, its config and the data-derived
+normalisation (species, per-species reference energies, scale, shift). It is
+JSON-able and stored in every checkpoint, so ``mldiff.load`` can rebuild the
+exact :class:`~mldiff.potentials.Potential` without the training script.
+"""
+
+import dataclasses
+from typing import Any
+
+from mldiff.errors import ConfigError
+
+__all__ = ["ModelSpec", "build", "config_object", "MODEL_NAMES"]
+
+MODEL_NAMES = ("nequip", "mace")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """How to rebuild a learned potential.
+
+    Attributes:
+        name: builder name, one of :data:`MODEL_NAMES`.
+        config: keyword arguments of the builder's config dataclass.
+        species: atomic numbers the model knows.
+        atomic_energies: per-species reference energies ``{Z: eV}``.
+        scale: energy scale multiplying the network output, eV.
+        shift: per-atom energy shift, eV.
+    """
+
+    name: str
+    config: dict[str, Any]
+    species: tuple[int, ...]
+    atomic_energies: dict[int, float]
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary (species keys as strings)."""
+        d = dataclasses.asdict(self)
+        d["species"] = list(self.species)
+        d["atomic_energies"] = {str(k): v for k, v in self.atomic_energies.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=d["name"],
+            config=dict(d["config"]),
+            species=tuple(int(z) for z in d["species"]),
+            atomic_energies={int(k): float(v) for k, v in d["atomic_energies"].items()},
+            scale=float(d.get("scale", 1.0)),
+            shift=float(d.get("shift", 0.0)),
+        )
+
+
+def _builder(name: str):
+    if name == "nequip":
+        from mldiff.potentials.nequip import NequIPConfig, nequip
+
+        return nequip, NequIPConfig
+    if name == "mace":
+        from mldiff.potentials.mace import MACEConfig, mace
+
+        return mace, MACEConfig
+    raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+
+def config_object(name: str, values: dict[str, Any]):
+    """The builder's config dataclass from JSON-like ``values`` (lists → tuples)."""
+    _, config_cls = _builder(name)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {name} option(s) {unknown}; known options: {sorted(known)}"
+        )
+    return config_cls(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    )
+
+
+def build(spec: ModelSpec):
+    """The :class:`~mldiff.potentials.Potential` described by ``spec``."""
+    builder, _ = _builder(spec.name)
+    return builder(
+        config_object(spec.name, spec.config),
+        species=spec.species,
+        atomic_energies=spec.atomic_energies,
+        scale=spec.scale,
+        shift=spec.shift,
+    )
