@@ -16,7 +16,7 @@ Example:
     >>> atoms = bulk("Cu", "fcc", a=3.6)
     >>> atoms.calc = Calculator("emt")
     >>> round(float(atoms.get_potential_energy()), 3)
-    -0.006
+    -0.007
 """
 
 import os
