@@ -194,16 +194,20 @@ def update(structure: Structure, graph: Graph) -> Graph:
     """
     r = structure.positions
     cell = structure.cell
-    pbc = jnp.asarray(structure.pbc)
     radius = graph.cutoff + graph.skin
-    if any(structure.pbc):
-        inv = jnp.linalg.inv(_effective_cell_jnp(cell, structure.pbc))
-        frac = r @ inv
-        off = jnp.where(pbc, jnp.floor(frac), 0.0)
-        wrapped = (frac - off) @ cell
-        spacing = 1.0 / jnp.linalg.norm(inv, axis=0)
-        need = jnp.where(pbc, jnp.ceil(radius / spacing), 0.0)
-        have = jnp.max(jnp.abs(graph.images), axis=0)
+    periodic = [k for k in range(3) if structure.pbc[k]]
+    if periodic:
+        # fractional coordinates along the periodic vectors only (dual basis of
+        # their span), so zero or arbitrary non-periodic vectors never matter
+        a = cell[jnp.array(periodic)]  # [p, 3]
+        dual = a.T @ jnp.linalg.inv(a @ a.T)  # [3, p]
+        frac = r @ dual  # [n, p]
+        off_p = jnp.floor(frac)
+        wrapped = r - off_p @ a
+        off = jnp.zeros_like(r).at[:, jnp.array(periodic)].set(off_p)
+        spacing = 1.0 / jnp.linalg.norm(dual, axis=0)  # [p] lattice-plane spacings
+        need = jnp.ceil(radius / spacing)
+        have = jnp.max(jnp.abs(graph.images), axis=0)[jnp.array(periodic)]
         images_short = jnp.any(need > have)
     else:
         off = jnp.zeros_like(r)
@@ -235,30 +239,6 @@ def update(structure: Structure, graph: Graph) -> Graph:
         overflow=(count > cap) | images_short,
         reference_positions=r,
     )
-
-
-def _effective_cell_jnp(cell: jax.Array, pbc: tuple[bool, bool, bool]) -> jax.Array:
-    """Jnp version of the zero-vector fill for partly periodic cells."""
-    if all(pbc):
-        return cell
-    zero_cols = [k for k in range(3) if not pbc[k]]
-    fill = jnp.eye(3, dtype=cell.dtype)
-    rows = []
-    for k in range(3):
-        if k in zero_cols:
-            norm = jnp.linalg.norm(cell[k])
-            rows.append(jnp.where(norm > 1e-12, cell[k], fill[k]))
-        else:
-            rows.append(cell[k])
-    c = jnp.stack(rows)
-    # if the filled vector is parallel to a periodic one, use the cross product
-    if len(zero_cols) == 1:
-        k = zero_cols[0]
-        a, b = c[(k + 1) % 3], c[(k + 2) % 3]
-        cr = jnp.cross(a, b)
-        cr = cr / jnp.linalg.norm(cr)
-        c = c.at[k].set(jnp.where(jnp.linalg.norm(cell[k]) > 1e-12, cell[k], cr))
-    return c
 
 
 def needs_update(structure: Structure, graph: Graph) -> jax.Array:

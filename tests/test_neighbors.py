@@ -55,7 +55,20 @@ def _molecule():
     return atoms
 
 
+def _wire():
+    # periodic along y only; the two other cell vectors are zero
+    rng = np.random.default_rng(3)
+    pos = rng.random((5, 3)) * [4.0, 2.5, 4.0]
+    return Atoms(
+        "C5",
+        positions=pos,
+        cell=[[0, 0, 0], [0, 2.5, 0], [0, 0, 0]],
+        pbc=(False, True, False),
+    )
+
+
 CASES = {
+    "wire-two-zero-vectors": (_wire, 3.5),
     "si-primitive-6A": (lambda: bulk("Si", "diamond", a=5.43), 6.0),
     "triclinic-60-70-110": (_triclinic, 5.5),
     "molecule-no-pbc": (_molecule, 3.0),
@@ -101,6 +114,7 @@ def test_positions_outside_cell_get_correct_shifts():
         "triclinic-60-70-110",
         "molecule-no-pbc",
         "slab-zero-vacuum-vector",
+        "wire-two-zero-vectors",
     ],
 )
 def test_jit_update_equals_host_build(name):
