@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["parity_figure"]
+__all__ = ["parity_figure", "phonon_figure"]
 
 
 def parity_figure(energy_ref, energy_pred, forces_ref, forces_pred, metrics=None):
@@ -57,4 +57,69 @@ def parity_figure(energy_ref, energy_pred, forces_ref, forces_pred, metrics=None
         if mae is not None:
             ax.set_title(f"MAE {mae:.2f} {unit}")
         ax.set_aspect("equal", adjustable="datalim")
+    return fig
+
+
+def _pretty(label: str) -> str:
+    return (
+        "Γ"
+        if label.upper() in ("GAMMA", "G")
+        else label.replace("_", "$_") + ("$" if "_" in label else "")
+    )
+
+
+def phonon_figure(bands: dict, dos: dict | None = None):
+    """Phonon band structure with high-symmetry labels, and the DOS beside it.
+
+    Args:
+        bands: :func:`mldiff.phonons.bands.band_structure` result:
+            ``"distances"`` ``[k]`` 1/Å, ``"frequencies_thz"`` ``[k, m]`` THz,
+            ``"path_labels"`` ``[s]`` pairs of labels (equal points per segment).
+        dos: optional :func:`mldiff.phonons.dos.mesh_dos` result:
+            ``"frequencies_thz"`` ``[f]`` THz, ``"states"`` ``[f]`` states/THz.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    x = np.asarray(bands["distances"])
+    f = np.asarray(bands["frequencies_thz"])
+    segments = [tuple(s) for s in bands["path_labels"]]
+    npts = len(x) // len(segments)
+    widths = (3, 1) if dos is not None else (1,)
+    fig, axes = plt.subplots(
+        1,
+        len(widths),
+        figsize=(8 if dos is not None else 6, 4.5),
+        sharey=True,
+        gridspec_kw={"width_ratios": widths, "wspace": 0.05},
+        squeeze=False,
+    )
+    ax = axes[0, 0]
+    ticks, labels = [], []
+    for k, (start, end) in enumerate(segments):
+        sl = slice(k * npts, (k + 1) * npts)
+        ax.plot(x[sl], f[sl], color="C0", lw=1.2)
+        if k and segments[k - 1][1] != start:  # a jump: "X|U"
+            labels[-1] = f"{_pretty(segments[k - 1][1])}|{_pretty(start)}"
+        elif not k:
+            ticks.append(x[sl][0])
+            labels.append(_pretty(start))
+        ticks.append(x[sl][-1])
+        labels.append(_pretty(end))
+    for t in ticks:
+        ax.axvline(t, color="0.7", lw=0.8)
+    ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+    ax.set_xticks(ticks, labels)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylabel("frequency (THz)")
+    if dos is not None:
+        ax_d = axes[0, 1]
+        ax_d.plot(np.asarray(dos["states"]), np.asarray(dos["frequencies_thz"]), "C1")
+        ax_d.set_xlabel("DOS (states/THz)")
+        ax_d.set_xlim(left=0)
     return fig

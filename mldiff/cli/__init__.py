@@ -12,7 +12,17 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from mldiff.cli import calculate, evaluate, md, quickstart, relax, train
+    from mldiff.cli import (
+        calculate,
+        elastic,
+        evaluate,
+        md,
+        phonons,
+        qha,
+        quickstart,
+        relax,
+        train,
+    )
 
     parser = argparse.ArgumentParser(
         prog="mldiff",
@@ -20,7 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (quickstart, calculate, relax, train, evaluate, md):
+    for module in (
+        quickstart,
+        calculate,
+        relax,
+        train,
+        evaluate,
+        md,
+        phonons,
+        elastic,
+        qha,
+    ):
         module.register(sub)
     return parser
 

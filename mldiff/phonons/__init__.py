@@ -45,7 +45,11 @@ from mldiff.phonons import (
     bands,
     dos,
     dynamical_matrix,
+    elastic,
     force_constants,
+    gruneisen,
+    output,
+    qha,
     thermal,
     velocities,
 )
@@ -64,6 +68,10 @@ __all__ = [
     "dos",
     "thermal",
     "velocities",
+    "elastic",
+    "gruneisen",
+    "qha",
+    "output",
 ]
 
 

@@ -1,0 +1,106 @@
+"""Quasi-harmonic thermal expansion.
+
+References: phonopy 4.10's ``QHA`` (``qha/core.py``) given identical volumes,
+static energies and phonon free energies (Vinet, Birch–Murnaghan, Murnaghan);
+synthetic equation-of-state data with known parameters; the measured linear
+expansion of copper, 1.65e-5 /K at 300 K (order-of-magnitude sanity for EMT).
+"""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from mldiff.errors import ConfigError
+from mldiff.phonons import qha
+from mldiff.structure import Structure
+
+TEMPERATURES = np.arange(0.0, 601.0, 50.0)
+
+
+@pytest.fixture(scope="module")
+def cu_grid(cu_emt):
+    """F(V, T) of Cu-EMT: 3×3×3 primitive supercell, 8×8×8 mesh, 7 volumes."""
+    pot, params, _ = cu_emt
+    cu = Structure.from_ase(bulk("Cu", "fcc", a=3.5898))  # EMT's a₀ to 1e-4 Å
+    return qha.free_energy_grid(
+        cu,
+        pot,
+        params,
+        [3, 3, 3],
+        mesh=[8, 8, 8],
+        temperatures=TEMPERATURES,
+        relax_ions=False,  # fcc: no internal degrees of freedom
+        progress=False,
+    )
+
+
+@pytest.mark.parametrize("eos", qha.EOS_NAMES)
+def test_quasi_harmonic_equals_phonopy_given_identical_inputs(cu_grid, eos):
+    # reference: phonopy.qha.core.QHA (scipy leastsq from the same start)
+    from phonopy.qha.core import QHA
+
+    g = cu_grid
+    ref = QHA(
+        g["volumes_a3"],
+        g["energies_ev"],
+        g["temperatures_k"],
+        g["heat_capacity_j_k_mol"],
+        g["entropy_j_k_mol"],
+        g["free_energy_kj_mol"],
+        eos=eos,
+    )
+    ref.run()
+    r = qha.quasi_harmonic(
+        g["volumes_a3"],
+        g["energies_ev"],
+        g["temperatures_k"],
+        g["free_energy_kj_mol"],
+        eos=eos,
+    )
+    m = len(ref.volume_temperature)  # phonopy drops the last temperature
+    np.testing.assert_allclose(r["volume_a3"][:m], ref.volume_temperature, rtol=1e-9)
+    np.testing.assert_allclose(
+        r["bulk_modulus_gpa"][:m], ref.bulk_modulus_temperature, rtol=1e-7
+    )
+    np.testing.assert_allclose(
+        r["gibbs_energy_ev"][:m], ref.gibbs_temperature, rtol=0, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        r["volumetric_expansion_per_k"][1:m], ref.thermal_expansion[1:], rtol=1e-5
+    )
+
+
+def test_cu_emt_thermal_expansion_is_physical(cu_grid):
+    # reference: copper's measured α(300 K) = 1.65e-5 /K — same order for EMT;
+    # V(T) increases and B(T) decreases (anharmonic softening)
+    g = cu_grid
+    r = qha.quasi_harmonic(
+        g["volumes_a3"], g["energies_ev"], g["temperatures_k"], g["free_energy_kj_mol"]
+    )
+    alpha_300 = r["linear_expansion_per_k"][list(TEMPERATURES).index(300.0)]
+    assert 5e-6 < alpha_300 < 5e-5
+    assert np.all(np.diff(r["volume_a3"]) > 0)
+    assert np.all(np.diff(r["bulk_modulus_gpa"]) < 0)
+    assert 100 < r["bulk_modulus_gpa"][0] < 160  # EMT Cu: B ≈ 134 GPa static
+    # the volume grid brackets V(T): no extrapolation
+    assert g["volumes_a3"].min() < r["volume_a3"].min()
+    assert r["volume_a3"].max() < g["volumes_a3"].max()
+
+
+@pytest.mark.parametrize("eos", qha.EOS_NAMES)
+def test_fit_eos_recovers_known_parameters(eos):
+    # reference: analytic — data generated from the same EOS form
+    p = np.array([-3.7, 0.85, 4.8, 11.8])
+    v = np.linspace(10.5, 13.5, 9)
+    e = np.asarray(qha.eos_energy(eos)(v, p))
+    np.testing.assert_allclose(qha.fit_eos(v, e, eos), p, rtol=1e-8)
+
+
+def test_bad_inputs_raise_with_the_fix():
+    # reference: STYLE rule 7
+    with pytest.raises(ConfigError, match="choose one of"):
+        qha.eos_energy("tait")
+    with pytest.raises(ConfigError, match="at least 4"):
+        qha.fit_eos([1.0, 2.0], [0.0, 1.0])
+    with pytest.raises(ConfigError, match="shape"):
+        qha.quasi_harmonic(np.arange(5.0), np.zeros(5), [0.0, 10.0], np.zeros((5, 2)))
