@@ -124,6 +124,12 @@ def load(path, dtype=None) -> Model:
         :class:`Model` ``(potential, params)``.
     """
     meta, payload = read(path)
+    if "ensemble" in meta:
+        raise ConfigError(
+            f"{os.fspath(path)!r} holds an ensemble of "
+            f"{meta['ensemble'].get('n_members', '?')} stacked models; load it with "
+            "mldiff.ensemble.load_ensemble"
+        )
     spec = ModelSpec.from_dict(meta["model"])
     potential = build(spec)
     template = potential.init(jax.random.key(0), _probe_structure(spec.species[0]))
