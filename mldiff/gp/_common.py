@@ -1,0 +1,159 @@
+"""Shared GP plumbing: boundary checks, jittered float64 Cholesky, y scaling."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mldiff.errors import MldiffError, PrecisionError
+
+#: first jitter tried after a failed plain Cholesky, times the mean diagonal
+JITTER_START = 1e-10
+#: number of ×10 jitter increases tried (1e-10 … 1e-3 of the mean diagonal)
+JITTER_TRIES = 8
+
+_X64_FIX = (
+    "GP Cholesky factorisations run in float64: call "
+    "jax.config.update('jax_enable_x64', True) at program start (before creating "
+    "arrays) and pass float64 inputs"
+)
+
+
+def _concrete(*arrays) -> bool:
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def check_float64(name: str, a: jax.Array) -> None:
+    """Raise :class:`PrecisionError` unless ``a`` is float64."""
+    if a.dtype != jnp.float64:
+        raise PrecisionError(f"{name} has dtype {a.dtype}; {_X64_FIX}")
+
+
+def check_inputs(x, y, noise):
+    """Validate and convert ``x [n, d]``, ``y [n]``, ``noise`` (scalar or ``[n]``).
+
+    Returns:
+        ``(x, y, noise)`` as float64 JAX arrays, ``noise`` broadcast to ``[n]``.
+    """
+    if not jax.config.jax_enable_x64:
+        raise PrecisionError(f"jax_enable_x64 is off; {_X64_FIX}")
+    x = jnp.asarray(x)
+    y = jnp.asarray(y)
+    if x.ndim != 2:
+        raise MldiffError(
+            f"x must be 2-D [n_samples, n_features], got shape {x.shape}; "
+            "use x.reshape(-1, 1) for a single feature"
+        )
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise MldiffError(
+            f"y must be 1-D with one value per row of x ({x.shape[0]}), got shape "
+            f"{y.shape}; fit one output at a time"
+        )
+    check_float64("x", x)
+    check_float64("y", y)
+    noise = jnp.asarray(0.0 if noise is None else noise, dtype=y.dtype)
+    if noise.ndim not in (0, 1) or (noise.ndim == 1 and noise.shape != y.shape):
+        raise MldiffError(
+            f"noise must be a scalar or have shape {y.shape} (one variance per "
+            f"point), got shape {noise.shape}"
+        )
+    noise = jnp.broadcast_to(noise, y.shape)
+    if _concrete(x, y, noise):
+        xa, ya, na = np.asarray(x), np.asarray(y), np.asarray(noise)
+        if not np.all(np.isfinite(xa)):
+            bad = int(np.argmax(~np.all(np.isfinite(xa), axis=1)))
+            raise MldiffError(f"x has NaN or inf (first in row {bad}); drop or impute")
+        if not np.all(np.isfinite(ya)):
+            bad = int(np.argmax(~np.isfinite(ya)))
+            raise MldiffError(
+                f"y has NaN or inf (first at index {bad}: {ya[bad]}); drop those "
+                "points before fitting"
+            )
+        if not np.all(np.isfinite(na) & (na >= 0)):
+            bad = int(np.argmax(~(np.isfinite(na) & (na >= 0))))
+            raise MldiffError(
+                f"noise variances must be finite and >= 0, got {na[bad]} at index "
+                f"{bad}; pass variances (std²), not log values"
+            )
+    return x, y, noise
+
+
+def check_test_inputs(xs, d: int):
+    """Validate test inputs ``[s, d]`` against ``d`` training features."""
+    xs = jnp.asarray(xs)
+    if xs.ndim != 2 or xs.shape[1] != d:
+        raise MldiffError(
+            f"x must have shape [n_samples, {d}] like the training inputs, got "
+            f"{xs.shape}"
+        )
+    check_float64("x", xs)
+    return xs
+
+
+def jittered_cholesky(a: jax.Array):
+    """Lower Cholesky factor of a symmetric ``[n, n]`` matrix, adding jitter if needed.
+
+    The plain factorisation is tried first. If it fails (non-finite entries),
+    ``jitter · I`` is added with ``jitter = JITTER_START · mean(diag(a)) · 10^k``
+    for ``k = 0 … JITTER_TRIES - 1``, the first that succeeds being kept. The
+    search runs under ``stop_gradient`` in a ``while_loop`` (so it works inside
+    ``jit`` and ``vmap``, at the cost of one extra factorisation); the final
+    factorisation is differentiable.
+
+    Returns:
+        ``(L [n, n], jitter [], ok [] bool)``; ``ok`` is False if every try failed.
+    """
+    n = a.shape[0]
+    eye = jnp.eye(n, dtype=a.dtype)
+    ac = jax.lax.stop_gradient(a)
+    scale = jnp.mean(jnp.abs(jnp.diag(ac)))
+    scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, 1.0)
+
+    def cond(c):
+        return (~c[1]) & (c[2] <= JITTER_TRIES)
+
+    def body(c):
+        k = c[2]
+        j = jnp.where(
+            k == 0, 0.0, JITTER_START * scale * 10.0 ** (k - 1).astype(a.dtype)
+        )
+        ok = jnp.all(jnp.isfinite(jnp.linalg.cholesky(ac + j * eye)))
+        return j, ok, k + 1
+
+    init = (jnp.zeros((), a.dtype), jnp.asarray(False), jnp.asarray(0))
+    jitter = jax.lax.while_loop(cond, body, init)[0]
+    # the search runs without gradients (a plain Cholesky that failed would leak
+    # NaN cotangents); the one differentiable factorisation uses its jitter
+    chol = jnp.linalg.cholesky(a + jitter * eye)
+    return chol, jitter, jnp.all(jnp.isfinite(chol))
+
+
+def scaling(y: jax.Array, normalize_y: bool, mean):
+    """``(offset, scale)`` so the GP models ``(y - offset) / scale``.
+
+    ``offset`` is ``mean`` if given, else the sample mean when ``normalize_y``,
+    else 0; ``scale`` is the population standard deviation (1 if zero) when
+    ``normalize_y``, else 1. Both in the unit of ``y``.
+    """
+    if mean is not None:
+        offset = jnp.asarray(mean, y.dtype)
+    elif normalize_y:
+        offset = jnp.mean(y)
+    else:
+        offset = jnp.zeros((), y.dtype)
+    if normalize_y:
+        sd = jnp.std(y)
+        scale = jnp.where(sd > 0, sd, 1.0)
+    else:
+        scale = jnp.ones((), y.dtype)
+    return offset, scale
+
+
+def raise_if_failed(ok, jitter_tries_what: str) -> None:
+    """Outside jit, raise when a jittered Cholesky failed; inside jit, do nothing."""
+    if _concrete(ok) and not bool(ok):
+        raise MldiffError(
+            f"{jitter_tries_what} is not positive definite even with jitter up to "
+            f"{JITTER_START * 10 ** (JITTER_TRIES - 1):g} × its mean diagonal; add "
+            "noise (a white() term or noise=...), remove duplicated inputs, or "
+            "bound the length scale"
+        )
