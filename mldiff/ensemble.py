@@ -392,31 +392,8 @@ def weighted_loss_fn(energy_fn, energy_weight, forces_weight, stress_weight):
         >>> callable(loss)
         True
     """
-    predict_fn = losses.predict(energy_fn, with_stress=stress_weight > 0)
-
-    def loss(params, batch, weights):
-        e, f, s = predict_fn(params, batch)
-        dt = batch.energy.dtype
-        w = jnp.asarray(weights).astype(dt)  # [B]
-        real = batch.structure_mask
-        n = jnp.maximum(batch.n_atoms, 1).astype(dt)
-        w_e = (real & batch.has_energy).astype(dt) * w
-        w_f = ((real & batch.has_forces)[:, None] & batch.atom_mask).astype(dt) * w[
-            :, None
-        ]
-        w_s = (real & batch.has_stress).astype(dt) * w
-        de = (e - batch.energy) / n
-        le = jnp.sum(w_e * de**2) / jnp.maximum(jnp.sum(w_e), 1.0)
-        df2 = jnp.sum((f - batch.forces) ** 2, axis=-1)
-        lf = jnp.sum(w_f * df2) / jnp.maximum(3.0 * jnp.sum(w_f), 1.0)
-        total = energy_weight * le + forces_weight * lf
-        if stress_weight > 0:
-            ds2 = jnp.sum((s - batch.stress) ** 2, axis=(-1, -2))
-            ls = jnp.sum(w_s * ds2) / jnp.maximum(9.0 * jnp.sum(w_s), 1.0)
-            total = total + stress_weight * ls
-        return total
-
-    return loss
+    # the single-model loss already takes per-slot weights
+    return losses.loss_fn(energy_fn, energy_weight, forces_weight, stress_weight)
 
 
 def ensemble_train_step(loss, optimizer, ema_decay: float):

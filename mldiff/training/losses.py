@@ -49,29 +49,33 @@ def predict(energy_fn, with_stress: bool):
     return predict_fn
 
 
-def _weights(batch):
+def _weights(batch, slot_weights=None):
+    """Per-entry weights: 1 for real labelled entries (times ``slot_weights``)."""
+    dt = batch.energy.dtype
     real = batch.structure_mask
-    n = jnp.maximum(batch.n_atoms, 1).astype(batch.energy.dtype)
-    w_e = (real & batch.has_energy).astype(batch.energy.dtype)
-    w_f = ((real & batch.has_forces)[:, None] & batch.atom_mask).astype(
-        batch.energy.dtype
-    )
-    w_s = (real & batch.has_stress).astype(batch.energy.dtype)
+    n = jnp.maximum(batch.n_atoms, 1).astype(dt)
+    w = jnp.ones_like(batch.energy) if slot_weights is None else slot_weights
+    w = jnp.asarray(w).astype(dt)  # [B]
+    w_e = (real & batch.has_energy).astype(dt) * w
+    w_f = ((real & batch.has_forces)[:, None] & batch.atom_mask).astype(dt)
+    w_f = w_f * w[:, None]
+    w_s = (real & batch.has_stress).astype(dt) * w
     return n, w_e, w_f, w_s
 
 
 def loss_fn(energy_fn, energy_weight, forces_weight, stress_weight):
-    """``(params, batch) -> scalar loss``: weighted mean squared errors.
+    """``(params, batch, weights=None) -> loss``: weighted mean squared errors.
 
     The energy term is on energy per atom (eV/atom), the force term on force
     components (eV/Å), the stress term on stress components (eV/Å³); each is a
-    mean over the real entries of the batch.
+    mean over the real entries of the batch. Optional ``weights`` ``[B]`` scale
+    each structure slot (e.g. bootstrap counts of an ensemble member).
     """
     predict_fn = predict(energy_fn, with_stress=stress_weight > 0)
 
-    def loss(params, batch):
+    def loss(params, batch, weights=None):
         e, f, s = predict_fn(params, batch)
-        n, w_e, w_f, w_s = _weights(batch)
+        n, w_e, w_f, w_s = _weights(batch, weights)
         de = (e - batch.energy) / n
         le = jnp.sum(w_e * de**2) / jnp.maximum(jnp.sum(w_e), 1.0)
         df2 = jnp.sum((f - batch.forces) ** 2, axis=-1)
