@@ -112,8 +112,10 @@ def to_unconstrained(value) -> Float[Array, "*s"]:
 class Kernel:
     """A covariance function: pure functions of unconstrained hyperparameters.
 
-    Instances compare and hash by identity, so they can be static arguments of
-    ``jax.jit``; they are not pytrees (the hyperparameters are).
+    Instances compare and hash by ``structure`` (which functions, combined how;
+    not the initial values), so they are static arguments of ``jax.jit`` and two
+    kernels built alike share one compiled program. They are not pytrees (the
+    hyperparameters are).
 
     Attributes:
         init: ``() -> hyper``, initial unconstrained hyperparameters.
@@ -124,7 +126,11 @@ class Kernel:
             covariance ``k(x_i, x2_i)``; ``x2=None`` gives the diagonal of
             ``apply(hyper, x)`` (white noise included).
         natural: ``hyper -> pytree`` of the hyperparameters in natural units.
-        name: readable description.
+        name: readable description, initial values included.
+        structure: what determines ``apply``, ``diag`` and ``natural`` given the
+            hyperparameters, e.g. ``"(rbf + white)"``; equality and hash use it.
+            ``None`` (the default, for hand-written kernels) compares by
+            identity, so two different custom kernels can never share a program.
     """
 
     init: Callable[[], Hyper]
@@ -132,6 +138,17 @@ class Kernel:
     diag: Callable[..., jax.Array]
     natural: Callable[[Hyper], Any]
     name: str
+    structure: str | None = None
+
+    def __eq__(self, other) -> bool:
+        """Same structure (initial values may differ), or the same object."""
+        if self.structure is None or getattr(other, "structure", None) is None:
+            return self is other
+        return isinstance(other, Kernel) and self.structure == other.structure
+
+    def __hash__(self) -> int:
+        """Hash of the structure, so equal kernels hit one jit cache entry."""
+        return id(self) if self.structure is None else hash(self.structure)
 
     def __call__(self, hyper, x1, x2=None):
         """Covariance matrix ``[n, m]`` (see ``apply``)."""
@@ -207,7 +224,9 @@ def _stationary(name, profile, extra, length_scale, variance):
         return {k.removeprefix("log_"): jnp.exp(v) for k, v in hyper.items()}
 
     ard = "ARD, " if ls0.ndim else ""
-    return Kernel(init, apply, diag, natural, f"{name}({ard}ℓ={ls0}, σ²={var0})")
+    return Kernel(
+        init, apply, diag, natural, f"{name}({ard}ℓ={ls0}, σ²={var0})", name
+    )
 
 
 def rbf(length_scale=1.0, variance=1.0) -> Kernel:
@@ -351,7 +370,9 @@ def linear(variance=1.0, bias=None) -> Kernel:
     def natural(hyper):
         return {k.removeprefix("log_"): jnp.exp(v) for k, v in hyper.items()}
 
-    return Kernel(init, apply, diag, natural, f"linear(σ²={var0}, b={bias0})")
+    return Kernel(
+        init, apply, diag, natural, f"linear(σ²={var0}, b={bias0})", "linear"
+    )
 
 
 def constant(variance=1.0) -> Kernel:
@@ -385,7 +406,7 @@ def constant(variance=1.0) -> Kernel:
     def natural(hyper):
         return {"variance": jnp.exp(hyper["log_variance"])}
 
-    return Kernel(init, apply, diag, natural, f"constant({var0})")
+    return Kernel(init, apply, diag, natural, f"constant({var0})", "constant")
 
 
 def white(variance=1.0) -> Kernel:
@@ -424,7 +445,7 @@ def white(variance=1.0) -> Kernel:
     def natural(hyper):
         return {"variance": jnp.exp(hyper["log_variance"])}
 
-    return Kernel(init, apply, diag, natural, f"white({var0})")
+    return Kernel(init, apply, diag, natural, f"white({var0})", "white")
 
 
 def add(k1: Kernel, k2: Kernel) -> Kernel:
@@ -456,7 +477,14 @@ def add(k1: Kernel, k2: Kernel) -> Kernel:
     def natural(hyper):
         return (k1.natural(hyper[0]), k2.natural(hyper[1]))
 
-    return Kernel(init, apply, diag, natural, f"{k1.name} + {k2.name}")
+    return Kernel(
+        init,
+        apply,
+        diag,
+        natural,
+        f"{k1.name} + {k2.name}",
+        f"({k1.structure} + {k2.structure})",
+    )
 
 
 def multiply(k1: Kernel, k2: Kernel) -> Kernel:
@@ -488,4 +516,11 @@ def multiply(k1: Kernel, k2: Kernel) -> Kernel:
     def natural(hyper):
         return (k1.natural(hyper[0]), k2.natural(hyper[1]))
 
-    return Kernel(init, apply, diag, natural, f"({k1.name}) * ({k2.name})")
+    return Kernel(
+        init,
+        apply,
+        diag,
+        natural,
+        f"({k1.name}) * ({k2.name})",
+        f"({k1.structure} * {k2.structure})",
+    )

@@ -218,3 +218,23 @@ def test_clear_errors_for_bad_input(rng):
     state = fit(k, k.init(), x, y, 0.1)
     with pytest.raises(MldiffError, match="like the training inputs"):
         predict(k, state, xs[:, :1])
+
+
+def test_kernels_built_alike_share_one_compiled_program(rng):
+    # reference: JAX's jit cache — a fresh but identical kernel must not recompile
+    from mldiff.gp import _exact
+
+    x, y, _ = _data(rng)
+    k1 = kernels.rbf(np.ones(x.shape[1])) + kernels.white(0.1)
+    k2 = kernels.rbf(2.0 * np.ones(x.shape[1])) + kernels.white(0.3)
+    assert k1 == k2 and hash(k1) == hash(k2)
+    assert k1 != kernels.matern(1.5, np.ones(x.shape[1])) + kernels.white(0.1)
+    fit_hyperparameters(k1, k1.init(), x, y, key=jax.random.key(0), max_steps=3)
+    n = _exact._minimize._cache_size()
+    fit_hyperparameters(k2, k2.init(), x, y, key=jax.random.key(0), max_steps=3)
+    assert _exact._minimize._cache_size() == n
+    # hand-written kernels without a structure compare by identity
+    def custom():
+        return kernels.Kernel(dict, k1.apply, k1.diag, k1.natural, "custom")
+
+    assert custom() != custom()
