@@ -443,6 +443,7 @@ class EnsembleResult:
         stopped_early: True if every member ran out of patience.
         counts: ``[K, N]`` bootstrap counts (all ones without bootstrap).
         out_dir: where the checkpoints are.
+        spec: the model's :class:`~mldiff.training.models.ModelSpec`.
     """
 
     ensemble: Ensemble
@@ -451,12 +452,27 @@ class EnsembleResult:
     stopped_early: bool
     counts: np.ndarray
     out_dir: str
+    spec: ModelSpec
 
 
 def _cast(tree, dtype):
     return jax.tree.map(
         lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
     )
+
+
+def _warm_start(fresh, given):
+    """``given`` stacked parameters in the dtypes of ``fresh``, shapes checked."""
+    same_tree = jax.tree.structure(fresh) == jax.tree.structure(given)
+    shapes_f = [np.shape(x) for x in jax.tree.leaves(fresh)]
+    shapes_g = [np.shape(x) for x in jax.tree.leaves(given)] if same_tree else []
+    if not same_tree or shapes_f != shapes_g:
+        raise ConfigError(
+            "initial_params do not match the model and n_members (tree or leaf "
+            "shapes differ); pass the stacked parameters of an ensemble of the "
+            "same spec and size, e.g. the previous EnsembleResult.ensemble.params"
+        )
+    return jax.tree.map(lambda f, g: jnp.asarray(g, f.dtype), fresh, given)
 
 
 def _select(mask, new, old):
@@ -508,6 +524,8 @@ def train_ensemble(
     resume: bool = True,
     progress: bool = False,
     on_epoch_end: Callable[[dict], None] | None = None,
+    spec: ModelSpec | None = None,
+    initial_params=None,
 ) -> EnsembleResult:
     """Train ``n_members`` models together, one vmapped step for all.
 
@@ -539,6 +557,12 @@ def train_ensemble(
             (its configuration, ``n_members`` and ``bootstrap`` must match).
         progress: show a progress bar.
         on_epoch_end: called with each epoch's history record.
+        spec: the model (species, reference energies, scale); default fitted
+            to ``train_items`` (:func:`mldiff.training.loop.model_spec_from_data`).
+            Pass the previous run's ``spec`` to warm-start on more data.
+        initial_params: stacked parameters ``[K, ...]`` to start from instead
+            of fresh seeds (warm start, e.g. the previous round of active
+            learning); they must belong to ``spec``.
 
     Returns:
         :class:`EnsembleResult`.
@@ -580,7 +604,7 @@ def train_ensemble(
                 "new output directory or resume=False to start over"
             )
         spec = ModelSpec.from_dict(meta["model"])
-    else:
+    elif spec is None:
         spec = loop.model_spec_from_data(config, train_items)
     cutoff = build(spec).cutoff
     everything = batching.Dataset.build(list(train_items) + list(val_items), cutoff)
@@ -614,6 +638,8 @@ def train_ensemble(
 
     keys = _member_seeds(config.seed, k_members)
     params = _cast(_init_from_keys(potential, keys, train_items[0].structure), dtype)
+    if initial_params is not None:
+        params = _warm_start(params, initial_params)
     opt_state = jax.vmap(optimizer.init)(params)
     ema = params
     state = {
@@ -718,6 +744,7 @@ def train_ensemble(
         stopped_early=bool(state["stopped_early"]),
         counts=counts,
         out_dir=out_dir,
+        spec=spec,
     )
 
 

@@ -1,0 +1,526 @@
+"""Query by committee for interatomic potentials, with state that survives a kill.
+
+One round:
+
+1. train an ensemble (:func:`mldiff.ensemble.train_ensemble`) on the labeled
+   set, warm-started from the previous round's members;
+2. evaluate the committee mean on the validation set;
+3. explore: Langevin MD driven by the committee-mean energy at each of
+   ``temperatures_k`` from labeled structures, plus an optional pool of
+   candidate structures (rattled / strained cells, …);
+4. score every candidate by committee disagreement (DP-GEN's max per-atom force
+   deviation by default) — or at random, the baseline;
+5. take a batch: top-k with a diversity rule (frames of one trajectory at least
+   ``min_frame_gap`` apart, at most ``max_per_trajectory`` from one run);
+6. label it with the oracle (any ASE calculator or callable); a failure is
+   recorded and skipped;
+7. commit: the new labeled set, then ``state.json`` (the commit point).
+
+It stops after ``max_rounds``, when ``budget`` oracle calls are spent, or when
+the largest candidate disagreement falls under ``stop_disagreement``.
+
+On disk (``out_dir``)::
+
+    config.json                 the ActiveConfig (a resumed run must match it)
+    state.json                  rounds committed, labels used, log, failures
+    labeled_NNN.extxyz          labeled set after NNN committed rounds
+    round_NNN/ensemble/         the round's ensemble (resumable training)
+    round_NNN/selected.extxyz   the batch chosen for labeling
+    round_NNN/labels.extxyz     labels obtained so far in that round
+    round_NNN/failures.json     oracle failures of that round
+
+Every file is written atomically. A killed run restarts from ``state.json``:
+training resumes from its checkpoint, an already chosen batch is not re-chosen,
+and structures already labeled in the unfinished round are not sent to the
+oracle again, so no label is lost or duplicated.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from mldiff import md
+from mldiff.active import acquisition, committee
+from mldiff.active.oracle import label_all
+from mldiff.errors import ConfigError, MldiffError
+from mldiff.io.extxyz import read_extxyz, write_extxyz
+from mldiff.io.labeled import LabeledStructure
+from mldiff.structure import Structure
+from mldiff.training import checkpoint
+from mldiff.training.config import from_dict as train_config_from_dict
+from mldiff.training.models import ModelSpec
+
+__all__ = ["ActiveConfig", "ActiveResult", "run_active_learning", "read_log"]
+
+STATE = "state.json"
+CONFIG = "config.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ActiveConfig:
+    """Settings of :func:`run_active_learning`.
+
+    Attributes:
+        train: :class:`mldiff.training.TrainConfig` fields of each round's
+            ensemble training (``epochs`` per round, model, …).
+        n_members: committee size.
+        bootstrap: bootstrap-resample the training set per member.
+        warm_start: start each round from the previous round's members.
+        labels_per_round: batch size of the oracle.
+        max_rounds: labeling rounds at most.
+        budget: oracle calls at most (failures count: they cost too).
+        stop_disagreement: stop when no candidate scores above this (unit of
+            ``score``); ``None`` never stops on it.
+        score: ``"max_force_std"`` (eV/Å), ``"mean_force_std"`` (eV/Å) or
+            ``"energy_std_per_atom"`` (eV/atom).
+        selection: ``"committee"`` (query by committee) or ``"random"``.
+        temperatures_k: Langevin temperatures of the exploration MD, K; empty
+            for pool-only exploration.
+        trajectories_per_temperature: MD runs per temperature, each from a
+            labeled structure drawn at random.
+        md_steps: steps per exploration run.
+        md_timestep_fs: time step, fs.
+        md_frame_interval: steps between candidate frames.
+        min_frame_gap: frames of one trajectory in a batch are at least this
+            many frames apart.
+        max_per_trajectory: at most this many candidates from one trajectory
+            (``None``: no cap). Each pool structure is its own "trajectory".
+        seed: seed of training, exploration and random selection.
+    """
+
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)
+    n_members: int = 4
+    bootstrap: bool = False
+    warm_start: bool = True
+    labels_per_round: int = 8
+    max_rounds: int = 10
+    budget: int = 100
+    stop_disagreement: float | None = None
+    score: str = "max_force_std"
+    selection: str = "committee"
+    temperatures_k: tuple[float, ...] = (300.0,)
+    trajectories_per_temperature: int = 1
+    md_steps: int = 200
+    md_timestep_fs: float = 2.0
+    md_frame_interval: int = 10
+    min_frame_gap: int = 3
+    max_per_trajectory: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        """Check values; lists become tuples."""
+        object.__setattr__(self, "temperatures_k", tuple(self.temperatures_k))
+        if self.selection not in ("committee", "random"):
+            raise ConfigError(
+                f"selection must be 'committee' or 'random', got {self.selection!r}"
+            )
+        if self.score not in committee.SCORES:
+            raise ConfigError(
+                f"unknown score {self.score!r}; choose one of {tuple(committee.SCORES)}"
+            )
+        for name in ("n_members", "labels_per_round", "md_frame_interval"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if int(self.budget) < 0 or int(self.max_rounds) < 0:
+            raise ConfigError("budget and max_rounds must be >= 0")
+        if self.n_members < 2 and self.selection == "committee":
+            raise ConfigError(
+                "query by committee needs n_members >= 2 (the spread of one "
+                "member is zero)"
+            )
+        train_config_from_dict(dict(self.train))  # raises on unknown fields
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        d = dataclasses.asdict(self)
+        d["temperatures_k"] = list(self.temperatures_k)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ActiveConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown active-learning setting(s) {unknown}; known: {sorted(names)}"
+            )
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class ActiveResult:
+    """Outcome of :func:`run_active_learning`.
+
+    Attributes:
+        labeled: the final labeled set (initial structures first).
+        log: one record per round: ``round``, ``n_labels``, ``oracle_calls``,
+            validation errors of the committee mean (``energy_mae_mev_per_atom``,
+            ``forces_mae_mev_per_angstrom``, ``forces_rmse_mev_per_angstrom``),
+            ``n_candidates``, ``max_disagreement``, ``mean_disagreement``,
+            ``selected_disagreement``, ``new_labels``, ``failures``, ``seconds``.
+        failures: oracle failures (round, candidate index, error).
+        stop_reason: ``"max_rounds"``, ``"budget"`` or ``"converged"``.
+        out_dir: the run's folder; the last round's ensemble is in
+            ``round_NNN/ensemble``.
+    """
+
+    labeled: list[LabeledStructure]
+    log: list[dict]
+    failures: list[dict]
+    stop_reason: str
+    out_dir: str
+
+
+def _path(out_dir, *parts) -> str:
+    return os.path.join(out_dir, *parts)
+
+
+def _write_json(path: str, obj) -> None:
+    checkpoint.atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def _read_json(path: str):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def read_log(out_dir) -> list[dict]:
+    """The per-round log of a run folder (committed rounds only)."""
+    return _read_json(_path(os.fspath(out_dir), STATE))["log"]
+
+
+def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
+    cfg_path = _path(out_dir, CONFIG)
+    if os.path.exists(_path(out_dir, STATE)):
+        saved = _read_json(cfg_path)
+        if saved != json.loads(json.dumps(config.to_dict())):
+            raise ConfigError(
+                f"{out_dir} holds a run with a different configuration; resume it "
+                "with the same settings or use a new output folder"
+            )
+        return _read_json(_path(out_dir, STATE))
+    if not initial:
+        raise ConfigError("active learning needs at least one labeled structure")
+    write_extxyz(_path(out_dir, "labeled_000.extxyz"), initial)
+    _write_json(cfg_path, config.to_dict())
+    state = {
+        "rounds_done": 0,
+        "labeled_file": "labeled_000.extxyz",
+        "oracle_calls": 0,
+        "log": [],
+        "failures": [],
+        "finished": False,
+        "stop_reason": None,
+    }
+    _write_json(_path(out_dir, STATE), state)
+    return state
+
+
+def _wrapped(structure: Structure, positions: np.ndarray) -> Structure:
+    """A frame: ``positions`` wrapped into the cell along periodic directions."""
+    cell = np.asarray(structure.cell, np.float64)
+    pbc = np.asarray(structure.pbc, bool)
+    pos = np.asarray(positions, np.float64)
+    if pbc.any():
+        frac = pos @ np.linalg.inv(cell)
+        frac[:, pbc] = frac[:, pbc] % 1.0
+        pos = frac @ cell
+    pbc_flags = tuple(bool(p) for p in pbc)
+    return Structure.create(pos, cell, np.asarray(structure.numbers), pbc=pbc_flags)
+
+
+def _explore(config, pot_mean, params, labeled, pool, round_index):
+    """Candidates ``(structures, groups, frames, notes)`` of one round."""
+    rng = np.random.default_rng([config.seed, round_index])
+    structures, groups, frames, notes = [], [], [], []
+    group = 0
+    for temperature in config.temperatures_k:
+        for _ in range(config.trajectories_per_temperature):
+            start = labeled[int(rng.integers(len(labeled)))].structure
+            key = jax.random.key(int(rng.integers(2**31)))
+            try:
+                run = md.run_md(
+                    pot_mean,
+                    params,
+                    start,
+                    steps=config.md_steps,
+                    timestep_fs=config.md_timestep_fs,
+                    temperature_K=float(temperature),
+                    log_interval=config.md_frame_interval,
+                    record_positions=True,
+                    key=key,
+                    progress=False,
+                )
+            except MldiffError as err:  # e.g. an exploding, untrained committee
+                notes.append(f"MD at {temperature} K failed: {err}")
+                group += 1
+                continue
+            for f, pos in enumerate(run.positions[1:]):
+                if not np.all(np.isfinite(pos)):
+                    notes.append(f"MD at {temperature} K left finite positions")
+                    break
+                try:
+                    structures.append(_wrapped(start, pos))
+                except MldiffError as err:  # overlapping atoms, …
+                    notes.append(f"frame skipped: {err}")
+                    continue
+                groups.append(group)
+                frames.append(f)
+            group += 1
+    for s in pool or ():
+        structures.append(s.structure if isinstance(s, LabeledStructure) else s)
+        groups.append(group)
+        frames.append(0)
+        group += 1
+    return structures, np.asarray(groups), np.asarray(frames), notes
+
+
+def _validation_errors(potential, params, validation) -> dict:
+    """Committee-mean errors on labeled structures (meV/atom, meV/Å)."""
+    if not validation:
+        return {}
+    pred = committee.committee_predictions(potential, params, validation)
+    e_err = [
+        (e - it.energy) / it.n_atoms
+        for e, it in zip(pred["energy_mean_ev"], validation, strict=True)
+    ]
+    f_err = np.concatenate(
+        [
+            (f - np.asarray(it.forces)).ravel()
+            for f, it in zip(pred["forces_mean_ev_per_angstrom"], validation, strict=True)
+        ]
+    )
+    return {
+        "energy_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(e_err))),
+        "forces_mae_mev_per_angstrom": 1e3 * float(np.mean(np.abs(f_err))),
+        "forces_rmse_mev_per_angstrom": 1e3 * float(np.sqrt(np.mean(f_err**2))),
+    }
+
+
+def _label_round(oracle, selected, round_dir) -> tuple[list, list]:
+    """Label the chosen batch, saving after every structure; resumable."""
+    labels_path = _path(round_dir, "labels.extxyz")
+    fail_path = _path(round_dir, "failures.json")
+    done = read_extxyz(labels_path, required=()) if os.path.exists(labels_path) else []
+    failures = _read_json(fail_path) if os.path.exists(fail_path) else []
+    finished = {int(it.info["candidate"]) for it in done}
+    finished |= {int(f["candidate"]) for f in failures}
+    todo = [i for i in range(len(selected)) if i not in finished]
+
+    def save(j, item, error):
+        i = todo[j]
+        if item is not None:
+            done.append(
+                LabeledStructure.create(
+                    item.structure,
+                    item.energy,
+                    item.forces,
+                    item.stress,
+                    {**dict(item.info), "candidate": i},
+                )
+            )
+            write_extxyz(labels_path, done)
+        else:
+            failures.append({"candidate": i, "error": error})
+            _write_json(fail_path, failures)
+
+    infos = [dict(selected[i].info) for i in todo]
+    label_all(oracle, [selected[i].structure for i in todo], infos, on_result=save)
+    done.sort(key=lambda it: int(it.info["candidate"]))
+    return done, failures
+
+
+def run_active_learning(
+    config: ActiveConfig,
+    initial: Sequence[LabeledStructure],
+    oracle: Callable[[Structure], LabeledStructure],
+    out_dir: str | os.PathLike,
+    *,
+    validation: Sequence[LabeledStructure] = (),
+    pool: Sequence[Structure | LabeledStructure] = (),
+    progress: bool = True,
+    on_round_end: Callable[[dict], None] | None = None,
+) -> ActiveResult:
+    """Run (or resume) query-by-committee active learning of a potential.
+
+    Args:
+        config: :class:`ActiveConfig`.
+        initial: the first labeled structures (not counted in the budget).
+        oracle: ``structure -> LabeledStructure``, e.g.
+            :func:`mldiff.active.oracle.ase_oracle` of any ASE calculator.
+        out_dir: the run's folder; an existing run there is resumed.
+        validation: labeled structures for the per-round errors (never
+            trained on); also used as the ensembles' early-stopping set.
+            Default: the labeled set itself (training errors).
+        pool: extra candidate structures scored every round.
+        progress: print one line per round and show a bar per training.
+        on_round_end: called with each round's log record.
+
+    Returns:
+        :class:`ActiveResult`.
+
+    Raises:
+        ConfigError: no initial data, or a different configuration in
+            ``out_dir``.
+    """
+    from mldiff import ensemble
+
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    state = _start_or_resume(config, list(initial), out_dir)
+    labeled = read_extxyz(_path(out_dir, state["labeled_file"]))
+    train_config = train_config_from_dict(
+        {**dict(config.train), "seed": config.seed}
+    )
+    validation = list(validation)
+    spec = None
+    if state["rounds_done"] > 0 or os.path.exists(
+        _path(out_dir, "round_000", "ensemble", ensemble.MODEL)
+    ):
+        meta, _ = checkpoint.read(_path(out_dir, "round_000", "ensemble", ensemble.MODEL))
+        spec = ModelSpec.from_dict(meta["model"])
+    while not state["finished"]:
+        r = state["rounds_done"]
+        t0 = time.perf_counter()
+        round_dir = _path(out_dir, f"round_{r:03d}")
+        previous = None
+        if config.warm_start and r > 0:
+            previous = ensemble.load_ensemble(
+                _path(out_dir, f"round_{r - 1:03d}", "ensemble")
+            ).params
+        result = ensemble.train_ensemble(
+            train_config,
+            config.n_members,
+            labeled,
+            validation or labeled,
+            _path(round_dir, "ensemble"),
+            bootstrap=config.bootstrap,
+            progress=progress,
+            spec=spec,
+            initial_params=previous,
+        )
+        spec = result.spec
+        potential, params = result.ensemble
+        record = {
+            "round": r,
+            "n_labels": len(labeled),
+            "oracle_calls": state["oracle_calls"],
+            **_validation_errors(potential, params, validation or labeled),
+        }
+        left = int(config.budget) - state["oracle_calls"]
+        stop = None
+        if r >= int(config.max_rounds):
+            stop = "max_rounds"
+        elif left <= 0:
+            stop = "budget"
+        new, failures = [], []
+        if stop is None:
+            selected_path = _path(round_dir, "selected.extxyz")
+            if os.path.exists(selected_path):
+                selected = read_extxyz(selected_path, required=())
+                record.update(_read_json(_path(round_dir, "selection.json")))
+            else:
+                pot_mean = committee.committee_mean(potential)
+                cands, groups, frames, notes = _explore(
+                    config, pot_mean, params, labeled, pool, r
+                )
+                pred = committee.committee_predictions(potential, params, cands)
+                score = committee.disagreement(pred, config.score)
+                summary = {
+                    "n_candidates": len(cands),
+                    "max_disagreement": float(np.max(score)) if len(cands) else 0.0,
+                    "mean_disagreement": float(np.mean(score)) if len(cands) else 0.0,
+                    "exploration_notes": notes[:20],
+                }
+                if (
+                    config.stop_disagreement is not None
+                    and summary["max_disagreement"] < config.stop_disagreement
+                ):
+                    stop = "converged"
+                    record.update(summary)
+                else:
+                    rank = score
+                    if config.selection == "random":
+                        key = jax.random.key(config.seed * 100_003 + r)
+                        rank = np.asarray(acquisition.random_scores(key, len(cands)))
+                    pick = acquisition.select_batch(
+                        rank,
+                        min(int(config.labels_per_round), left),
+                        groups=groups,
+                        frames=frames,
+                        min_frame_gap=config.min_frame_gap,
+                        max_per_group=config.max_per_trajectory,
+                    )
+                    summary["selected_disagreement"] = [float(score[i]) for i in pick]
+                    selected = [
+                        LabeledStructure.create(
+                            cands[i],
+                            info={
+                                "round": r,
+                                "trajectory": int(groups[i]),
+                                "frame": int(frames[i]),
+                                "disagreement": float(score[i]),
+                            },
+                        )
+                        for i in pick
+                    ]
+                    os.makedirs(round_dir, exist_ok=True)
+                    _write_json(_path(round_dir, "selection.json"), summary)
+                    write_extxyz(selected_path, selected)
+                    record.update(summary)
+            if stop is None:
+                new, failures = _label_round(oracle, selected, round_dir)
+        record.update(
+            new_labels=len(new),
+            failures=len(failures),
+            seconds=time.perf_counter() - t0,
+        )
+        # commit: the labeled set first, then the state that points at it
+        if stop is None:
+            labeled = labeled + [
+                LabeledStructure.create(
+                    it.structure, it.energy, it.forces, it.stress, dict(it.info)
+                )
+                for it in new
+            ]
+            state["labeled_file"] = f"labeled_{r + 1:03d}.extxyz"
+            write_extxyz(_path(out_dir, state["labeled_file"]), labeled)
+            state["oracle_calls"] += len(new) + len(failures)
+            state["failures"] += [{"round": r, **f} for f in failures]
+            state["rounds_done"] = r + 1
+        else:
+            state["finished"] = True
+            state["stop_reason"] = stop
+        state["log"].append(record)
+        _write_json(_path(out_dir, STATE), state)
+        if progress:
+            print(_progress_line(record), flush=True)
+        if on_round_end is not None:
+            on_round_end(record)
+    return ActiveResult(
+        labeled=labeled,
+        log=state["log"],
+        failures=state["failures"],
+        stop_reason=state["stop_reason"],
+        out_dir=out_dir,
+    )
+
+
+def _progress_line(record: dict) -> str:
+    parts = [f"round {record['round']:3d}", f"labels {record['n_labels']:5d}"]
+    if "forces_mae_mev_per_angstrom" in record:
+        parts.append(f"val F MAE {record['forces_mae_mev_per_angstrom']:8.2f} meV/Å")
+        parts.append(f"E MAE {record['energy_mae_mev_per_atom']:7.2f} meV/atom")
+    if "max_disagreement" in record:
+        parts.append(f"max σ {record['max_disagreement']:.4f}")
+    parts.append(f"+{record.get('new_labels', 0)} labels")
+    if record.get("failures"):
+        parts.append(f"{record['failures']} oracle failures")
+    return " | ".join(parts)

@@ -1,0 +1,151 @@
+"""Query by committee on EMT Cu with a tiny model: resume, failures, stopping."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from mldiff.active import ActiveConfig, ase_oracle, read_log, run_active_learning
+from mldiff.data import label
+from mldiff.errors import ConfigError
+from mldiff.io.extxyz import read_extxyz
+
+TINY = {
+    "num_layers": 1,
+    "features": 4,
+    "l_max": 1,
+    "radial_mlp": [8],
+    "cutoff": 3.0,
+    "num_basis": 4,
+}
+
+
+def _initial(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    atoms = []
+    for _ in range(n):
+        a = bulk("Cu", "fcc", a=3.6 + 0.03 * rng.standard_normal(), cubic=True)
+        a.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        atoms.append(a)
+    return label(atoms, EMT(), progress=False)
+
+
+def _config(**kw):
+    base = dict(
+        train=dict(
+            model="nequip",
+            model_config=TINY,
+            epochs=3,
+            batch_size=8,
+            learning_rate=2e-2,
+            warmup_epochs=0,
+            patience=0,
+            n_buckets=1,
+            dtype="float64",
+        ),
+        n_members=2,
+        labels_per_round=2,
+        max_rounds=2,
+        budget=10,
+        temperatures_k=(600.0,),
+        md_steps=20,
+        md_frame_interval=2,
+        min_frame_gap=2,
+    )
+    base.update(kw)
+    return ActiveConfig(**base)
+
+
+class Counting:
+    """EMT oracle that counts calls and can fail or 'die' on chosen calls."""
+
+    def __init__(self, die_at=None, fail_at=()):
+        self.calls, self.die_at, self.fail_at = 0, die_at, set(fail_at)
+        self.oracle = ase_oracle(EMT())
+
+    def __call__(self, s):
+        self.calls += 1
+        if self.calls == self.die_at:
+            raise KeyboardInterrupt("killed mid-round")  # not an Exception: stops the run
+        if self.calls in self.fail_at:
+            raise RuntimeError("SCF did not converge")
+        return self.oracle(s)
+
+
+def _keys(items):
+    return [np.round(np.asarray(it.structure.positions), 6).tobytes() for it in items]
+
+
+def test_killed_mid_round_resumes_without_losing_or_duplicating_labels(tmp_path):
+    # reference: an uninterrupted run of the same configuration
+    initial, cfg = _initial(), _config()
+    full = run_active_learning(
+        cfg, initial, Counting(), tmp_path / "full", progress=False
+    )
+    assert full.stop_reason == "max_rounds"
+    assert len(full.labeled) == 4 + 2 * 2
+
+    first = Counting(die_at=4)  # round 0 uses calls 1-2; dies on round 1's 2nd
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(cfg, initial, first, tmp_path / "run", progress=False)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["rounds_done"] == 1  # round 1 was not committed
+    assert len(read_extxyz(tmp_path / "run" / "round_001" / "labels.extxyz")) == 1
+
+    second = Counting()
+    resumed = run_active_learning(
+        cfg, initial, second, tmp_path / "run", progress=False
+    )
+    assert second.calls == 1  # only the structure the killed run did not finish
+    keys = _keys(resumed.labeled)
+    assert len(keys) == len(set(keys)) == 8
+    assert keys == _keys(full.labeled)  # same structures as without the kill
+    assert [r["n_labels"] for r in read_log(tmp_path / "run")] == [4, 6, 8]
+    assert read_log(tmp_path / "run")[1]["forces_mae_mev_per_angstrom"] == pytest.approx(
+        full.log[1]["forces_mae_mev_per_angstrom"], rel=1e-9
+    )
+
+
+def test_oracle_failure_is_recorded_and_skipped(tmp_path):
+    # reference: the oracle's own failure count; the run goes on
+    oracle = Counting(fail_at={2})
+    cfg = _config(max_rounds=1)
+    out = run_active_learning(cfg, _initial(), oracle, tmp_path, progress=False)
+    assert len(out.labeled) == 4 + 1
+    assert len(out.failures) == 1 and "SCF" in out.failures[0]["error"]
+    assert out.log[0]["failures"] == 1 and out.log[0]["new_labels"] == 1
+    failures = json.loads((tmp_path / "round_000" / "failures.json").read_text())
+    assert failures[0]["candidate"] in (0, 1)
+
+
+def test_budget_and_convergence_stop_the_loop_and_config_must_match(tmp_path):
+    # reference: the settings themselves — 3 calls of budget, then stop
+    out = run_active_learning(
+        _config(budget=3, labels_per_round=3, max_rounds=5), _initial(), Counting(),
+        tmp_path / "b", progress=False,
+    )
+    assert out.stop_reason == "budget" and len(out.labeled) == 4 + 3
+    conv = run_active_learning(
+        _config(stop_disagreement=1e6), _initial(), Counting(), tmp_path / "c",
+        progress=False,
+    )
+    assert conv.stop_reason == "converged" and len(conv.labeled) == 4
+    assert conv.log[0]["max_disagreement"] > 0  # two members do disagree
+    with pytest.raises(ConfigError, match="different configuration"):
+        run_active_learning(
+            _config(stop_disagreement=1.0), _initial(), Counting(), tmp_path / "c",
+            progress=False,
+        )
+    assert os.path.exists(tmp_path / "c" / "round_000" / "ensemble")
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="n_members >= 2"):
+        _config(n_members=1)
+    with pytest.raises(ConfigError, match="unknown score"):
+        _config(score="entropy")
+    with pytest.raises(ConfigError, match="unknown active-learning setting"):
+        ActiveConfig.from_dict({"rounds": 3})
