@@ -151,6 +151,9 @@ class ActiveConfig:
             raise ConfigError(
                 f"unknown active-learning setting(s) {unknown}; known: {sorted(names)}"
             )
+        d = dict(d)
+        if "temperatures_k" in d:
+            d["temperatures_k"] = tuple(float(t) for t in d["temperatures_k"])
         return cls(**d)
 
 
