@@ -23,7 +23,11 @@ class StructureError(MldiffError):
 
 
 class SpeciesError(MldiffError):
-    """A potential has no parameters for an element present in a structure."""
+    """An element or ion is unknown or unsupported.
+
+    A potential has no parameters for an element present in a structure, or a
+    species such as ``"Fe3+"`` names no element or an impossible charge.
+    """
 
 
 class NeighborListOverflowError(MldiffError):

@@ -13,8 +13,10 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     from mldiff.cli import (
+        active,
         calculate,
         elastic,
+        electrons,
         evaluate,
         md,
         phonons,
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         phonons,
         elastic,
         qha,
+        active,
+        electrons,
     ):
         module.register(sub)
     return parser
