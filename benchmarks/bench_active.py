@@ -1,0 +1,263 @@
+"""Query by committee against random selection: learning curves on Cu and Si.
+
+Run by hand (issue 7, "Done when")::
+
+    python benchmarks/bench_active.py --system cu --out /tmp/bench-active-cu
+    python benchmarks/bench_active.py --system si --out /tmp/bench-active-si
+    python benchmarks/bench_active.py --system cu --quick      # minutes
+
+For each seed (default 3) and each selection rule (``committee``, ``random``)
+the same loop runs (:func:`mldiff.active.run_active_learning`): the same
+initial labeled cells, the same exploration (Langevin MD with the committee
+mean at several temperatures), the same budget; only the choice of what to
+label differs. The oracle is ASE's ``EMT()`` for Cu and mldiff's
+Stillinger–Weber (``mldiff.ase.Calculator("sw")``, equal to matscipy's to 1e-11)
+for Si.
+
+Errors are measured on a fixed held-out test set labeled by the oracle:
+Langevin MD of the oracle itself at 300–1200 K (Cu) / 300–1800 K (Si),
+frames 100 fs apart, never seen by either loop.
+
+Reports (JSON line + ``DIR/learning_curves.png`` + ``DIR/table.md``):
+
+* the mean force MAE (meV/Å) on the test set against the number of labels, per
+  rule, averaged over seeds (and its spread);
+* ``random_final_mae``: random selection's mean MAE at its full budget;
+* ``committee_labels_to_match``: the fewest labels at which the committee's
+  mean MAE is at or below that; the goal is at most half of random's labels.
+
+Runs resume: repeating the command continues the unfinished loops.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+from ase.build import bulk  # noqa: E402
+
+from mldiff import md  # noqa: E402
+from mldiff.active import (  # noqa: E402
+    ActiveConfig,
+    ase_oracle,
+    committee_predictions,
+    label_all,
+    run_active_learning,
+)
+from mldiff.data import rattled  # noqa: E402
+from mldiff.ensemble import load_ensemble  # noqa: E402
+from mldiff.io.extxyz import read_extxyz, write_extxyz  # noqa: E402
+from mldiff.structure import Structure  # noqa: E402
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def system_setup(system: str, quick: bool):
+    """``(base ase.Atoms, ASE calculator, reference mldiff potential name, temps)``."""
+    if system == "cu":
+        from ase.calculators.emt import EMT
+
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms = atoms if quick else atoms.repeat((2, 2, 2))
+        return atoms, EMT(), "emt", (300.0, 800.0, 1200.0)
+    if system == "si":
+        from mldiff.ase import Calculator
+
+        atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+        return atoms, Calculator("sw"), "sw", (300.0, 1000.0, 1800.0)
+    raise SystemExit(f"unknown system {system!r}; use cu or si")
+
+
+def test_set(base, calculator, reference: str, temps, n_per_t: int, path: str):
+    """Oracle-driven Langevin MD frames (cached in ``path``)."""
+    if os.path.exists(path):
+        return read_extxyz(path)
+    from mldiff import potentials
+
+    pot = potentials.get(reference)
+    s0 = Structure.from_ase(base)
+    params = pot.init(None, s0)
+    frames = []
+    for k, t in enumerate(temps):
+        run = md.run_md(
+            pot, params, s0, steps=100 * (n_per_t + 2), timestep_fs=1.0,
+            temperature_K=t, log_interval=100, record_positions=True,
+            key=jax.random.key(1000 + k), progress=False,
+        )
+        for pos in run.positions[3:]:  # skip 200 fs of equilibration
+            a = base.copy()
+            a.positions = pos
+            a.wrap()
+            frames.append(Structure.from_ase(a))
+    items, fails = label_all(ase_oracle(calculator), frames)
+    if fails:
+        raise SystemExit(f"the oracle failed on the test set: {fails[0]['error']}")
+    write_extxyz(path, items)
+    return items
+
+
+def active_config(args, selection: str, seed: int, temps) -> ActiveConfig:
+    """Same loop for both rules; only ``selection`` differs."""
+    model = (
+        {"num_layers": 1, "features": 4, "l_max": 1, "radial_mlp": [8],
+         "cutoff": 4.0, "num_basis": 6}
+        if args.quick
+        else {"num_layers": 2, "features": 8, "l_max": 1, "radial_mlp": [16, 16],
+              "cutoff": 4.5 if args.system == "cu" else 4.0, "num_basis": 8}
+    )
+    return ActiveConfig(
+        train=dict(
+            model="nequip", model_config=model, epochs=args.epochs, batch_size=4,
+            learning_rate=1e-2, warmup_epochs=1, patience=0, n_buckets=1,
+        ),
+        n_members=4,
+        labels_per_round=args.labels_per_round,
+        max_rounds=args.rounds,
+        budget=args.labels_per_round * args.rounds,
+        selection=selection,
+        temperatures_k=temps,
+        trajectories_per_temperature=2,
+        md_steps=args.md_steps,
+        md_timestep_fs=2.0,
+        md_frame_interval=10,
+        min_frame_gap=3,
+        seed=seed,
+    )
+
+
+def force_mae_curve(run_dir: str, log: list, test_items) -> list:
+    """Committee-mean force MAE (meV/Å) on the test set after every round."""
+    out = []
+    for record in log:
+        pot, params = load_ensemble(
+            os.path.join(run_dir, f"round_{record['round']:03d}", "ensemble")
+        )
+        pred = committee_predictions(pot, params, test_items)
+        err = np.concatenate(
+            [
+                (f - np.asarray(it.forces)).ravel()
+                for f, it in zip(pred["forces_mean_ev_per_angstrom"], test_items,
+                                 strict=True)
+            ]
+        )
+        out.append((record["n_labels"], 1e3 * float(np.mean(np.abs(err)))))
+    return out
+
+
+def main(argv=None) -> dict:
+    """Run both rules for every seed and report."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--system", choices=("cu", "si"), default="cu")
+    p.add_argument("--out", default="bench-active")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--initial", type=int, default=4)
+    p.add_argument("--labels-per-round", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--md-steps", type=int, default=300)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.rounds, args.epochs, args.md_steps = 1, 3, 15, 100
+    os.makedirs(args.out, exist_ok=True)
+    base, calculator, reference, temps = system_setup(args.system, args.quick)
+    t0 = time.perf_counter()
+    test_items = test_set(
+        base, calculator, reference, temps, 3 if args.quick else 8,
+        os.path.join(args.out, "test.extxyz"),
+    )
+    _log(f"test set: {len(test_items)} structures of {len(base)} atoms")
+    curves: dict[str, list] = {"committee": [], "random": []}
+    for seed in range(args.seeds):
+        frames = rattled(base, args.initial, 0.03, seed=seed)
+        initial, _ = label_all(
+            ase_oracle(calculator), [Structure.from_ase(a) for a in frames]
+        )
+        for rule in curves:
+            run_dir = os.path.join(args.out, f"{rule}-seed{seed}")
+            _log(f"{rule}, seed {seed} -> {run_dir}")
+            result = run_active_learning(
+                active_config(args, rule, seed, temps), initial,
+                ase_oracle(calculator), run_dir, progress=False,
+                on_round_end=lambda r: _log(
+                    f"  round {r['round']}: {r['n_labels']} labels, "
+                    f"max σ {r.get('max_disagreement', float('nan')):.3f} eV/Å"
+                ),
+            )
+            curves[rule].append(force_mae_curve(run_dir, result.log, test_items))
+    summary = summarize(curves)
+    summary.update(
+        system=args.system, seeds=args.seeds, n_atoms=len(base),
+        test_structures=len(test_items), wall_s=round(time.perf_counter() - t0, 1),
+        quick=args.quick,
+    )
+    figure(curves, os.path.join(args.out, "learning_curves.png"), args.system)
+    with open(os.path.join(args.out, "table.md"), "w") as fh:
+        fh.write(table(curves))
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def _mean_curve(runs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = np.array([x for x, _ in runs[0]])
+    maes = np.array([[y for _, y in run] for run in runs])
+    return n, maes.mean(axis=0), maes.std(axis=0)
+
+
+def summarize(curves: dict) -> dict:
+    """Random's final mean MAE and the labels the committee needs to match it."""
+    n_r, mae_r, _ = _mean_curve(curves["random"])
+    n_c, mae_c, _ = _mean_curve(curves["committee"])
+    target = float(mae_r[-1])
+    reached = [int(n) for n, m in zip(n_c, mae_c, strict=True) if m <= target]
+    need = reached[0] if reached else None
+    return {
+        "random_final_labels": int(n_r[-1]),
+        "random_final_mae_mev_per_angstrom": round(target, 2),
+        "committee_final_mae_mev_per_angstrom": round(float(mae_c[-1]), 2),
+        "committee_labels_to_match": need,
+        "goal_met": bool(need is not None and need <= n_r[-1] / 2),
+        "committee_curve": [[int(n), round(float(m), 2)] for n, m in zip(n_c, mae_c, strict=True)],
+        "random_curve": [[int(n), round(float(m), 2)] for n, m in zip(n_r, mae_r, strict=True)],
+    }
+
+
+def table(curves: dict) -> str:
+    """Markdown table of mean ± std MAE per label count."""
+    n, mc, sc = _mean_curve(curves["committee"])
+    _, mr, sr = _mean_curve(curves["random"])
+    rows = ["| labels | committee MAE (meV/Å) | random MAE (meV/Å) |", "|---|---|---|"]
+    for k in range(len(n)):
+        rows.append(f"| {n[k]} | {mc[k]:.1f} ± {sc[k]:.1f} | {mr[k]:.1f} ± {sr[k]:.1f} |")
+    return "\n".join(rows) + "\n"
+
+
+def figure(curves: dict, path: str, system: str) -> None:
+    """Learning curves with seed spread."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    for rule, style in (("committee", "o-"), ("random", "s--")):
+        n, m, s = _mean_curve(curves[rule])
+        ax.errorbar(n, m, yerr=s, fmt=style, capsize=3, label=rule)
+    ax.set_xlabel("labeled structures")
+    ax.set_ylabel("test force MAE (meV/Å)")
+    ax.set_title(f"{system}: query by committee vs random")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+
+
+if __name__ == "__main__":
+    main()
