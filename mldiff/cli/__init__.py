@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         quickstart,
         relax,
         train,
+        ttsp,
     )
 
     parser = argparse.ArgumentParser(
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         qha,
         active,
         electrons,
+        ttsp,
     ):
         module.register(sub)
     return parser
