@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         qha,
         quickstart,
         relax,
+        stability,
         train,
         ttsp,
     )
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         active,
         electrons,
         ttsp,
+        stability,
     ):
         module.register(sub)
     return parser
