@@ -245,8 +245,8 @@ def fit_hyperparameters(
     """Maximise the log marginal likelihood over the hyperparameters (optax).
 
     Starts from ``hyper0`` and ``n_restarts`` random starts ``hyper0 + U(-3, 3)``
-    in unconstrained (log) units, all optimised together under ``vmap``; the
-    best finite result is returned.
+    in unconstrained (log) units, all optimised in one compiled program (one
+    after another); the best finite result is returned.
 
     Args:
         kernel: covariance function.

@@ -1,6 +1,8 @@
 """Multi-start minimisation of a smooth objective over a parameter pytree (optax).
 
-All starts run together under ``vmap`` in one compiled program: L-BFGS with
+All starts run in one compiled program, one after another (``lax.map``: under
+``vmap`` the line search's ``lax.cond`` branches would both be evaluated, three
+times the work): L-BFGS with
 optax's zoom line search (stopping, like scipy's L-BFGS-B, when the largest
 gradient component or the relative decrease of the loss is small, or after
 ``max_steps``) or Adam for a fixed number of steps.
@@ -110,7 +112,7 @@ def minimize(
 
     else:
         raise ConfigError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
-    finals = jax.vmap(run)(starts)
+    finals = jax.lax.map(run, starts)
     values = jax.vmap(loss)(finals)
     values = jnp.where(jnp.isfinite(values), values, jnp.inf)
     best = jnp.argmin(values)
