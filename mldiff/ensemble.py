@@ -526,6 +526,7 @@ def train_ensemble(
     on_epoch_end: Callable[[dict], None] | None = None,
     spec: ModelSpec | None = None,
     initial_params=None,
+    mesh=None,
 ) -> EnsembleResult:
     """Train ``n_members`` models together, one vmapped step for all.
 
@@ -563,12 +564,20 @@ def train_ensemble(
         initial_params: stacked parameters ``[K, ...]`` to start from instead
             of fresh seeds (warm start, e.g. the previous round of active
             learning); they must belong to ``spec``.
+        mesh: a :class:`jax.sharding.Mesh` (:func:`mldiff.parallel.make_mesh`)
+            for data / member parallelism: batches are split over its
+            ``"batch"`` axis and members over its ``"member"`` axis (each
+            replicated when the mesh lacks that axis); results equal
+            single-device training up to reduction order. ``config.batch_size``
+            and ``n_members`` must be multiples of those axis sizes. ``None``:
+            one device.
 
     Returns:
         :class:`EnsembleResult`.
 
     Raises:
-        ConfigError: resuming with different settings, or ``n_members < 1``.
+        ConfigError: resuming with different settings, ``n_members < 1``, or
+            sizes that do not divide over the mesh.
 
     Example:
         >>> from mldiff.training import TrainConfig
@@ -582,6 +591,13 @@ def train_ensemble(
     if int(n_members) < 1:
         raise ConfigError(f"n_members must be at least 1, got {n_members!r}")
     k_members = int(n_members)
+    if mesh is not None:
+        from mldiff import parallel
+
+        parallel.check_divisible(config.batch_size, mesh, parallel.BATCH, "batch_size")
+        parallel.check_divisible(
+            k_members, mesh, parallel.MEMBER, "number of ensemble members"
+        )
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
@@ -625,6 +641,9 @@ def train_ensemble(
             dtype=dtype,
         )
 
+    def on_mesh(batch):  # host batch -> split over the "batch" axis
+        return batch if mesh is None else parallel.shard_batch(batch, mesh)
+
     steps_per_epoch = batching.n_batches(train_set, config.batch_size, buckets=buckets)
     potential, optimizer, schedule, step, sums_fn = _programs(
         json.dumps(spec.to_dict(), sort_keys=True),
@@ -658,6 +677,10 @@ def train_ensemble(
         best = checkpoint.restore(best, payload["params"])
         opt_state = checkpoint.restore(opt_state, arrays["opt_state"])
         state = meta["state"]
+    if mesh is not None:  # members split over "member" (replicated without it)
+        params, ema, best, opt_state = parallel.shard_members(
+            (params, ema, best, opt_state), mesh
+        )
 
     val_loss_weights = {
         "energy_rmse_mev_per_atom": config.energy_weight,
@@ -668,7 +691,10 @@ def train_ensemble(
     def slot_weights(batch):
         idx = np.asarray(batch.index)  # [B], -1 for padded slots
         w = counts[:, np.maximum(idx, 0)] * (idx >= 0)[None, :]  # [K, B]
-        return jnp.asarray(w, dtype)
+        if mesh is None:
+            return jnp.asarray(w, dtype)
+        sharding = parallel.named_sharding(mesh, parallel.MEMBER, parallel.BATCH)
+        return parallel.place(jnp.asarray(w, dtype), sharding)
 
     def save(path, arrays=None):
         header = {
@@ -691,12 +717,12 @@ def train_ensemble(
         total, count = np.zeros(k_members), 0
         for batch in epoch_batches(train_set, shuffle=True, epoch=epoch):
             params, ema, opt_state, value = step(
-                params, ema, opt_state, batch, slot_weights(batch)
+                params, ema, opt_state, on_mesh(batch), slot_weights(batch)
             )
             total, count = total + np.asarray(value, np.float64), count + 1
         sums: dict[str, np.ndarray] = {}
         for batch in epoch_batches(val_set, shuffle=False):
-            for key, v in sums_fn(ema, batch).items():
+            for key, v in sums_fn(ema, on_mesh(batch)).items():
                 sums[key] = sums.get(key, 0.0) + np.asarray(v, np.float64)
         metrics = [
             losses.metrics_from_sums({key: v[m] for key, v in sums.items()})

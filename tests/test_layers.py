@@ -34,6 +34,7 @@ LAYERS = {
     "recommender": 4,
     "ttsp": 4,
     "electrons": 4,
+    "screening": 4,
     "ase": 5,
     "plotting": 5,
     "cli": 5,

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         qha,
         quickstart,
         relax,
+        screen,
         stability,
         train,
         ttsp,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         electrons,
         ttsp,
         stability,
+        screen,
     ):
         module.register(sub)
     return parser

@@ -16,6 +16,12 @@ Config file layout (YAML shown; TOML has the same keys)::
 Flags override the file: ``--epochs``, ``--batch-size``, ``--learning-rate``,
 ``--seed``, ``--model``, ``--output``, and ``--set key=value`` for any training
 field (values parsed as JSON where possible).
+
+Data-parallel training: ``--devices N`` splits every batch over the first ``N``
+devices (the batch size must be a multiple of ``N``); ``--mesh batch=N`` says
+the same as a mesh spec. ``--distributed`` first calls
+``jax.distributed.initialize`` (SLURM, TPU pod or ``MLDIFF_*`` variables; see
+:mod:`mldiff.parallel`), after which the mesh spans the devices of all hosts.
 """
 
 import json
@@ -46,7 +52,43 @@ def register(sub) -> None:
         action="store_true",
         help="ignore an existing checkpoint instead of resuming",
     )
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="data-parallel over the first N devices (batch size a multiple of N)",
+    )
+    p.add_argument(
+        "--mesh",
+        metavar="batch=N",
+        help="device mesh spec, e.g. 'batch=4' (-1: all devices)",
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize first (multi-host)",
+    )
     p.set_defaults(run=run)
+
+
+def device_mesh(args):
+    """The mesh of ``--devices`` / ``--mesh``, or ``None`` for one device."""
+    from mldiff import parallel
+
+    if args.devices is None and args.mesh is None:
+        return None
+    if args.mesh is None:
+        return parallel.make_mesh(args.devices)
+    axes, shape = parallel.parse_mesh(args.mesh)
+    if axes != (parallel.BATCH,):
+        raise ConfigError(
+            f"--mesh {args.mesh!r}: training a single model shards only the batch "
+            "axis; write --mesh batch=N"
+        )
+    if args.devices is not None and shape[0] not in (-1, args.devices):
+        raise ConfigError(
+            f"--mesh {args.mesh!r} and --devices {args.devices} disagree; give one"
+        )
+    return parallel.make_mesh(args.devices, axes, shape)
 
 
 def read_config(path: str) -> dict:
@@ -105,6 +147,10 @@ def run(args) -> int:
     from mldiff.data import read_extxyz, split_items
     from mldiff.training import from_dict, train
 
+    if args.distributed:
+        from mldiff import parallel
+
+        parallel.initialize_distributed()
     cfg = read_config(args.config)
     base = os.path.dirname(os.path.abspath(args.config))
     data = cfg.get("data") or {}
@@ -128,11 +174,15 @@ def run(args) -> int:
         output = os.path.abspath(args.output)
     else:
         output = path(cfg.get("output") or "mldiff-run")
+    mesh = device_mesh(args)
+    where = "" if mesh is None else f" on {mesh.size} devices"
     print(
         f"training {config.model} on {len(train_items)} structures "
-        f"(validation {len(val_items)}) -> {output}"
+        f"(validation {len(val_items)}){where} -> {output}"
     )
-    result = train(config, train_items, val_items, output, resume=not args.restart)
+    result = train(
+        config, train_items, val_items, output, resume=not args.restart, mesh=mesh
+    )
     best = result.history[result.best_epoch] if result.history else {}
     print(
         f"best epoch {result.best_epoch}: "

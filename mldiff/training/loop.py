@@ -136,8 +136,14 @@ def train_step(loss, optimizer, ema_decay: float):
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         if ema_decay > 0:
+            # where a parameter did not move (e.g. a frozen one), its EMA stays
+            # bit-identical instead of drifting by rounding
             ema = jax.tree_util.tree_map(
-                lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params
+                lambda e, p: jnp.where(
+                    e == p, e, ema_decay * e + (1.0 - ema_decay) * p
+                ),
+                ema,
+                params,
             )
         else:
             ema = params
@@ -171,6 +177,10 @@ def train(
     resume: bool = True,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    mesh=None,
+    spec: ModelSpec | None = None,
+    initial_params=None,
+    optimizer_fn: Callable | None = None,
 ) -> TrainResult:
     """Train a learned potential; checkpoint every epoch; resume if possible.
 
@@ -184,14 +194,34 @@ def train(
             configuration must equal ``config``).
         progress: show a progress bar with live metrics (on a terminal).
         on_epoch_end: called with each epoch's history record.
+        mesh: a :class:`jax.sharding.Mesh` with a ``"batch"`` axis
+            (:func:`mldiff.parallel.make_mesh`) for data-parallel training: each
+            batch is split over its devices, parameters are replicated, and the
+            results equal single-device training up to reduction order.
+            ``config.batch_size`` must be a multiple of the batch-axis size.
+            ``None``: one device.
+        spec: the model to train (default: :func:`model_spec_from_data`);
+            ignored when resuming.
+        initial_params: starting parameters, e.g. a pretrained model's
+            (default: ``potential.init`` with ``config.seed``).
+        optimizer_fn: ``(config, steps_per_epoch) -> (optimizer, schedule)``,
+            e.g. with frozen parameter groups (default: :func:`make_optimizer`).
 
     Returns:
         :class:`TrainResult`.
+
+    Raises:
+        ConfigError: a resumed run with another configuration, or a batch size
+            that does not divide over the mesh.
     """
     from tqdm.auto import tqdm
 
     from mldiff.data import batching
 
+    if mesh is not None:
+        from mldiff import parallel
+
+        parallel.check_divisible(config.batch_size, mesh, parallel.BATCH, "batch_size")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
@@ -211,7 +241,7 @@ def train(
                 "use a new output directory or resume=False to start over"
             )
         spec = ModelSpec.from_dict(meta["model"])
-    else:
+    elif spec is None:
         spec = model_spec_from_data(config, train_items)
     potential = build(spec)
     cutoff = potential.cutoff
@@ -226,7 +256,7 @@ def train(
     )
 
     def epoch_batches(ds, shuffle, epoch=0):
-        return batching.batches(
+        out = batching.batches(
             ds,
             batch_size=config.batch_size,
             buckets=buckets,
@@ -235,12 +265,17 @@ def train(
             epoch=epoch,
             dtype=dtype,
         )
+        if mesh is None:
+            return out
+        return (parallel.shard_batch(b, mesh) for b in out)
 
     steps_per_epoch = batching.n_batches(train_set, config.batch_size, buckets=buckets)
-    optimizer, schedule = make_optimizer(config, steps_per_epoch)
+    optimizer, schedule = (optimizer_fn or make_optimizer)(config, steps_per_epoch)
 
     key = jax.random.key(config.seed)
-    params = _cast(potential.init(key, train_items[0].structure), dtype)
+    if initial_params is None:
+        initial_params = potential.init(key, train_items[0].structure)
+    params = _cast(initial_params, dtype)
     opt_state = optimizer.init(params)
     ema = params
     state = {
@@ -266,7 +301,12 @@ def train(
         config.forces_weight,
         config.stress_weight,
     )
-    step = jax.jit(train_step(loss, optimizer, config.ema_decay))
+    if mesh is None:
+        step = jax.jit(train_step(loss, optimizer, config.ema_decay))
+    else:
+        step = parallel.data_parallel(
+            train_step(loss, optimizer, config.ema_decay), mesh
+        )
     sums_fn = jax.jit(losses.error_sums(potential.energy, with_stress))
     val_loss_weights = {
         "energy_rmse_mev_per_atom": config.energy_weight,
