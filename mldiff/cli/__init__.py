@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         elastic,
         electrons,
         evaluate,
+        finetune,
         md,
         phonons,
         qha,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         ttsp,
         stability,
         screen,
+        finetune,
     ):
         module.register(sub)
     return parser

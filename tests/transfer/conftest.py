@@ -1,0 +1,64 @@
+"""Shared tiny models for the transfer-learning tests."""
+
+import jax
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from mldiff.data import label
+from mldiff.potentials.nequip import NequIPConfig, nequip
+from mldiff.structure import Structure
+from mldiff.training import checkpoint
+from mldiff.training.models import ModelSpec
+
+# as tests/test_ensemble.py's TINY, with two interaction blocks to freeze one
+TINY = {
+    "num_layers": 2,
+    "features": 4,
+    "l_max": 1,
+    "radial_mlp": [8],
+    "cutoff": 3.0,
+    "num_basis": 4,
+}
+SPECIES = (29, 79)
+
+
+def emt_items(n, seed=0, a=3.6):
+    """Rattled fcc Cu cells (every second with one Au), labelled by ASE's EMT."""
+    rng = np.random.default_rng(seed)
+    structures = []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", a=a + 0.05 * rng.standard_normal(), cubic=True)
+        if k % 2 == 1:
+            atoms.numbers[0] = 79
+        atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        structures.append(atoms)
+    return label(structures, EMT(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_items():
+    """Eight labelled 4-atom Cu / Cu3Au cells."""
+    return emt_items(8)
+
+
+@pytest.fixture(scope="session")
+def pretrained_checkpoint(tmp_path_factory, tiny_items):
+    """A NequIP checkpoint (freshly initialised, float64) and its parameters."""
+    spec = ModelSpec(
+        name="nequip",
+        config=TINY,
+        species=SPECIES,
+        atomic_energies={29: 0.0, 79: 0.0},
+        scale=1.0,
+    )
+    cfg = NequIPConfig(**{**TINY, "radial_mlp": tuple(TINY["radial_mlp"])})
+    pot = nequip(cfg, species=SPECIES, atomic_energies=spec.atomic_energies)
+    s = Structure.from_ase(bulk("Cu", "fcc", a=3.6, cubic=True))
+    params = jax.tree_util.tree_map(
+        lambda x: x.astype(np.float64), pot.init(jax.random.key(1), s)
+    )
+    path = tmp_path_factory.mktemp("pretrained") / "model.msgpack"
+    checkpoint.save(path, spec=spec, params=params)
+    return path, params
