@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mldiff.cli import (
         active,
         calculate,
+        conductivity,
         elastic,
         electrons,
         evaluate,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         stability,
         screen,
         finetune,
+        conductivity,
     ):
         module.register(sub)
     return parser

@@ -15,7 +15,9 @@ Band structures along seekpath's standard path are in :mod:`.bands`, the
 (projected) density of states by Gaussian smearing in :mod:`.dos`, and thermal
 properties (free energy, entropy, heat capacity, phonopy's formulas) in
 :mod:`.thermal`; group velocities from the autodiff ``∂D/∂q`` in
-:mod:`.velocities`.
+:mod:`.velocities`. Third-order force constants by nested autodiff are in
+:mod:`.third_order`, and three-phonon linewidths and the RTA thermal
+conductivity in :mod:`.conductivity`.
 
 Float64 is required (raises :class:`~mldiff.errors.PrecisionError` otherwise).
 
@@ -43,6 +45,7 @@ from mldiff import neighbors
 from mldiff.errors import ConfigError
 from mldiff.phonons import (
     bands,
+    conductivity,
     dos,
     dynamical_matrix,
     elastic,
@@ -51,6 +54,7 @@ from mldiff.phonons import (
     output,
     qha,
     thermal,
+    third_order,
     velocities,
 )
 from mldiff.phonons.dynamical_matrix import Images
@@ -72,6 +76,8 @@ __all__ = [
     "gruneisen",
     "qha",
     "output",
+    "third_order",
+    "conductivity",
 ]
 
 

@@ -1,0 +1,108 @@
+"""Third-order force constants and κ: nested autodiff against phono3py.
+
+Run by hand (issue 14, "Done when")::
+
+    python benchmarks/bench_fc3.py               # Si-SW 64 atoms, κ on 19×19×19
+    python benchmarks/bench_fc3.py --mesh 11 11 11 --quick
+
+1. fc3 of Si with Stillinger–Weber in the 2×2×2 conventional supercell
+   (64 atoms): mldiff's nested autodiff (symmetry-reduced, compiled; timed
+   once cold, including compilation, and once warm) against phono3py's
+   finite-displacement route (``generate_displacements(distance=0.03)``,
+   forces of every displaced supercell from the same JAX potential through
+   ``mldiff.ase.Calculator``, ``produce_fc3``), in one run; prints the ratio
+   and the largest difference between the two fc3 (relative to max |Φ|).
+2. The RTA κ(300 K) on a ``--mesh`` (default 19×19×19) Γ-centred mesh with
+   σ = 0.1 THz: mldiff's time and value, and phono3py's (on mldiff's fc2/fc3)
+   for comparison.
+
+Prints one JSON line.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "phonons"))
+
+FCC = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+
+
+def main() -> None:
+    """Time both fc3 routes and κ, print one JSON line."""
+    import phono3py_reference as ref
+    from ase.build import bulk
+
+    from mldiff import phonons, potentials
+    from mldiff.ase import Calculator
+    from mldiff.phonons import conductivity, third_order
+    from mldiff.structure import Structure
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mesh", type=int, nargs=3, default=[19, 19, 19])
+    ap.add_argument("--sigma", type=float, default=0.1)
+    ap.add_argument("--quick", action="store_true", help="skip phono3py's κ")
+    args = ap.parse_args()
+
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+    pot = potentials.get("sw")
+    s = Structure.from_ase(atoms)
+    ph = phonons.run(s, pot, None, [2, 2, 2], primitive_matrix=FCC)
+    params = pot.init(None, ph.supercell)
+
+    t = time.perf_counter()
+    fc3 = np.asarray(third_order.third_order(pot, params, ph.supercell))
+    t_cold = time.perf_counter() - t
+    t = time.perf_counter()
+    fc3 = np.asarray(third_order.third_order(pot, params, ph.supercell))
+    t_warm = time.perf_counter() - t
+
+    ph3 = ref.phono3py_object(
+        atoms, [2, 2, 2], FCC, masses=np.asarray(ph.masses)[: len(atoms)]
+    )
+    t = time.perf_counter()
+    theirs = ref.finite_displacement_fc3(ph3, Calculator("sw"), distance=0.03)
+    t_fd = time.perf_counter() - t
+    n_disp = len(ph3.supercells_with_displacements)
+    perm = ref.order_of(ph, atoms, [2, 2, 2])
+    ours = fc3[perm][:, :, perm][:, :, :, :, perm].transpose(0, 2, 4, 1, 3, 5)
+    if theirs.shape[0] != theirs.shape[1]:
+        ours = ours[np.asarray(ph3.primitive.p2s_map)]
+    fc3_diff = float(np.abs(ours - theirs).max() / np.abs(ours).max())
+
+    t = time.perf_counter()
+    res = conductivity.run(ph, fc3, args.mesh, [300.0], sigma_thz=args.sigma)
+    kappa = float(np.trace(np.asarray(res.kappa[0])) / 3)
+    t_kappa = time.perf_counter() - t
+    out = {
+        "system": "Si Stillinger-Weber, 2x2x2 conventional supercell (64 atoms)",
+        "fc3_autodiff_s_cold": round(t_cold, 2),
+        "fc3_autodiff_s_warm": round(t_warm, 2),
+        "fc3_phono3py_fd_s": round(t_fd, 2),
+        "phono3py_displacements": n_disp,
+        "ratio_fd_over_autodiff_cold": round(t_fd / t_cold, 2),
+        "ratio_fd_over_autodiff_warm": round(t_fd / t_warm, 2),
+        "fc3_max_rel_difference": fc3_diff,
+        "mesh": args.mesh,
+        "kappa_300k_w_mk": kappa,
+        "kappa_s": round(t_kappa, 2),
+        "jax_devices": [str(d) for d in jax.devices()],
+    }
+    if not args.quick:
+        ref.set_force_constants(ph3, ph.force_constants, fc3, perm)
+        t = time.perf_counter()
+        k3 = ref.kappa(ph3, args.mesh, [300.0], args.sigma)
+        out["kappa_phono3py_s"] = round(time.perf_counter() - t, 2)
+        out["kappa_300k_phono3py_w_mk"] = float(np.trace(k3[0]) / 3)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""``mldiff conductivity STRUCTURE``: lattice thermal conductivity κ(T), RTA.
+
+Second- and third-order force constants by automatic differentiation of the
+potential on a supercell, three-phonon linewidths with Gaussian smearing on a
+Γ-centred q-mesh, κ in the relaxation-time approximation (phono3py's
+conventions). Prints a table; writes ``DIR/conductivity.json``
+(``temperatures_k``, ``kappa_w_mk`` as 3×3 per temperature,
+``kappa_scalar_w_mk`` = trace/3), ``DIR/conductivity.png`` (κ(T) and cumulative
+κ versus mean free path) and phono3py's ``DIR/fc3.hdf5`` (phonopy's supercell
+atom order).
+"""
+
+import os
+
+import numpy as np
+
+from mldiff.cli import _common
+from mldiff.cli.phonons import potential_and_params, primitive_matrix, read_structure
+from mldiff.errors import ConfigError
+
+
+def register(sub) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser(
+        "conductivity",
+        help="lattice thermal conductivity (RTA, fc3 by autodiff)",
+    )
+    p.add_argument("structure", help="unit cell, any file ASE or pymatgen reads")
+    _common.add_potential_argument(p)
+    p.add_argument(
+        "--supercell",
+        type=int,
+        nargs=3,
+        default=[2, 2, 2],
+        metavar="N",
+        help="supercell repeats of the unit cell",
+    )
+    p.add_argument(
+        "--mesh",
+        type=int,
+        nargs=3,
+        default=[11, 11, 11],
+        metavar="N",
+        help="Γ-centred q-mesh of the primitive cell",
+    )
+    p.add_argument(
+        "--primitive",
+        nargs="+",
+        default=["auto"],
+        help="primitive matrix: 'auto' (phonopy's), 'none' or 9 numbers",
+    )
+    p.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=[300.0],
+        metavar="T",
+        help="temperatures, K (> 0)",
+    )
+    p.add_argument("--sigma", type=float, default=0.1, help="Gaussian smearing, THz")
+    p.add_argument(
+        "--fc3-cutoff",
+        type=float,
+        default=None,
+        help="pair cutoff for third-order force constants, Å (default: none)",
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Compute κ(T), print a table, write JSON, a figure and fc3.hdf5."""
+    from mldiff import phonons
+    from mldiff.io import phono3py as phono3py_io
+    from mldiff.io import phonopy as phonopy_io
+    from mldiff.phonons import conductivity, output, third_order
+
+    temps = np.asarray(args.temperatures, np.float64)
+    if np.any(temps <= 0):
+        raise ConfigError(f"--temperatures must all be > 0 K, got {temps.tolist()}")
+    s = read_structure(args.structure)
+    potential, params = potential_and_params(args.potential, s)
+    ph = phonons.run(
+        s,
+        potential,
+        params,
+        args.supercell,
+        primitive_matrix=primitive_matrix(args.primitive, s),
+    )
+    fc3 = third_order.third_order(
+        potential, params, ph.supercell, cutoff=args.fc3_cutoff
+    )
+    res = conductivity.run(ph, fc3, args.mesh, temps, sigma_thz=args.sigma)
+    kappa = np.asarray(res.kappa)
+    scalar = np.trace(kappa, axis1=1, axis2=2) / 3
+    mfp = np.asarray(conductivity.mean_free_paths(res))
+    positive = mfp[mfp > 0]
+    lengths = (
+        np.logspace(
+            np.log10(max(positive.min(), 1e-3)), np.log10(positive.max() * 1.01), 60
+        )
+        if positive.size
+        else np.array([1.0])
+    )
+    cumulative = conductivity.cumulative_kappa(res, lengths)
+    result = {
+        "potential": str(args.potential),
+        "supercell": list(args.supercell),
+        "mesh": list(args.mesh),
+        "sigma_thz": float(args.sigma),
+        "method": "RTA, Gaussian smearing, phono3py conventions",
+        "temperatures_k": temps,
+        "kappa_w_mk": kappa,
+        "kappa_scalar_w_mk": scalar,
+        "mean_free_path_a": lengths,
+        "cumulative_kappa_w_mk": cumulative,
+    }
+    print(f"{'T (K)':>8s} {'kxx':>10s} {'kyy':>10s} {'kzz':>10s} {'k (W/mK)':>10s}")
+    for t, k, ks in zip(temps, kappa, scalar, strict=True):
+        print(f"{t:8.1f} {k[0, 0]:10.3f} {k[1, 1]:10.3f} {k[2, 2]:10.3f} {ks:10.3f}")
+    os.makedirs(args.out, exist_ok=True)
+    output.write_json(os.path.join(args.out, "conductivity.json"), result)
+    try:
+        perm = phonopy_io.phonopy_order(ph.supercell, s, args.supercell)
+        phono3py_io.write_fc3(
+            os.path.join(args.out, "fc3.hdf5"), np.asarray(fc3), order=perm
+        )
+    except ConfigError:
+        phono3py_io.write_fc3(os.path.join(args.out, "fc3.hdf5"), np.asarray(fc3))
+    _figure(result, os.path.join(args.out, "conductivity.png"))
+    return 0
+
+
+def _figure(result, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(result["temperatures_k"], result["kappa_scalar_w_mk"], "o-")
+    a.set_xlabel("T (K)")
+    a.set_ylabel("κ (W/m·K)")
+    for t, c in zip(
+        result["temperatures_k"], result["cumulative_kappa_w_mk"], strict=True
+    ):
+        b.semilogx(result["mean_free_path_a"] / 10, c, label=f"{t:g} K")
+    b.set_xlabel("mean free path (nm)")
+    b.set_ylabel("cumulative κ (W/m·K)")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,709 @@
+"""Lattice thermal conductivity in the relaxation-time approximation (RTA).
+
+Three-phonon scattering from third-order force constants, with phono3py's
+conventions and units, as JAX functions of the force constants (so ``κ`` is
+differentiable with respect to a potential's parameters).
+
+**Mesh.** A Γ-centred ``N1×N2×N3`` q-mesh of the primitive cell; κ needs the
+linewidths only at its symmetry-irreducible points (spglib, with time
+reversal), each with the weight of its star.
+
+**Interaction strength** of the triplet ``q + q' + q'' = G`` (phono3py's
+``Interaction``, Togo et al. 2015)::
+
+    Φ(q,q',q'') = Σ_{l'l''} Φ(0κ, l'κ', l''κ'') e^{2πi q'·(r_l'κ' − r_0κ)}
+                  e^{2πi q''·(r_l''κ'' − r_0κ)} e^{2πi G·r_κ}
+    P_λλ'λ'' = |Σ Φ(q,q',q'')_{κακ'βκ''γ} e_λ(κα) e_λ'(κ'β) e_λ''(κ''γ)
+                / √(m_κ m_κ' m_κ'')|² / (ν ν' ν'') · ħ³/(36·8) / ((2π)³ N)
+
+with the phases averaged over equally short supercell images, as for the
+dynamical matrix (:mod:`.dynamical_matrix`), in eV² (ν in THz).
+
+**Linewidth** (imaginary part of the self-energy at ``ν_λ``) with Gaussian
+smearing ``g_σ(x) = exp(−x²/2σ²)/(√(2π)σ)`` in THz (the tetrahedron method is
+not implemented)::
+
+    Γ_λ = 18π/ħ² Σ_{q'λ'λ''} P [(n' + n'' + 1) g_σ(ν − ν' − ν'')
+                                + (n' − n'')(g_σ(ν + ν' − ν'') − g_σ(ν − ν' + ν''))]
+
+in THz, averaged over degenerate modes; ``n`` is the Bose–Einstein occupation.
+Modes at or below ``cutoff_thz`` (the acoustic modes at Γ) are left out.
+
+**Conductivity** ``κ_αβ = 1/(N V) Σ_λ C_λ v_λα v_λβ τ_λ`` with ``τ_λ = 1/(4π Γ_λ)``
+(ps), the mode heat capacity ``C_λ = k_B x² eˣ/(eˣ − 1)²`` and group velocities
+``v`` from the exact ``∂D/∂q`` (degenerate modes rotated as phonopy does); the
+outer products are averaged over the point group, as phono3py's ``gv_by_gv``.
+No isotope or boundary scattering; RTA only (no direct solution of the
+linearised Boltzmann equation).
+
+Eigenvectors are differentiated with a degeneracy-safe rule (derivative
+terms between modes closer than ``degeneracy_thz`` dropped), which gives the
+exact derivative of quantities invariant under rotations within degenerate
+subspaces — Γ (averaged) and heat capacities — and finite values elsewhere.
+
+References:
+    A. Togo, L. Chaput and I. Tanaka, "Distributions of phonon lifetimes in
+    Brillouin zones", Phys. Rev. B 91, 094306 (2015); phono3py 4.10
+    ``phonon3/interaction.py``, ``real_to_reciprocal.py``,
+    ``reciprocal_to_normal.py``, ``imag_self_energy.py``,
+    ``conductivity/kappa_solvers.py``, ``conductivity/utils.py`` (units),
+    read for the conventions.
+
+Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
+
+    ph = phonons.run(si, pot, None, [2, 2, 2], primitive_matrix=fcc)
+    fc3 = third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
+    res = run(ph, fc3, [11, 11, 11], [300.0, 600.0], sigma_thz=0.1)
+    res.kappa  # [T, 3, 3], W/(m K)
+"""
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from mldiff.errors import ConfigError
+from mldiff.phonons import _units
+from mldiff.phonons import dynamical_matrix as _dm
+from mldiff.phonons import force_constants as _fc
+
+__all__ = [
+    "Mesh",
+    "Triplets",
+    "Conductivity",
+    "mesh",
+    "triplets",
+    "safe_eigh",
+    "interaction_strength",
+    "linewidths",
+    "kappa_rta",
+    "run",
+    "cumulative_kappa",
+    "mean_free_paths",
+]
+
+# phonopy's default constants (see _units), SI
+_EV_J = _units._EV_J
+_AMU_KG = _units._AMU_KG
+_HBAR_EV_S = _units._PLANCK_EV_S / (2 * math.pi)
+_HBAR_J_S = _HBAR_EV_S * _EV_J
+_THZ = 1e12
+_ANGSTROM = 1e-10
+# |Φ|²/(ν ν' ν'') in (eV/Å³)²/(amu³ THz³) -> eV², without the 1/N of the mesh
+PP_TO_EV2 = (
+    _HBAR_J_S**3
+    / 36
+    / 8
+    * _EV_J**2
+    / _ANGSTROM**6
+    / (2 * math.pi * _THZ) ** 3
+    / _AMU_KG**3
+    / _EV_J**2
+)
+# Σ P g (eV²/THz) -> Γ in THz
+GAMMA_TO_THZ = 18 * math.pi / _HBAR_J_S**2 / (2 * math.pi * _THZ) ** 2 * _EV_J**2
+# C v v / Γ in (eV/K)(THz Å)²/THz per Å³ -> W/(m K); the 2π is τ = 1/(2·2πΓ)
+KAPPA_TO_W_MK = (_THZ * _ANGSTROM) ** 2 / _ANGSTROM**3 * _EV_J / _THZ / (2 * math.pi)
+
+DEFAULT_CUTOFF_THZ = 1e-4  # phono3py's cutoff_frequency
+DEFAULT_DEGENERACY_THZ = 1e-4  # phonopy's degenerate_sets tolerance
+PERTURBATION = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)  # phonopy's direction
+
+
+class Mesh(NamedTuple):
+    """A Γ-centred q-mesh and its irreducible points (host-side NumPy).
+
+    Attributes:
+        numbers: ``[3]`` mesh numbers.
+        qpoints: ``[N, 3]`` reduced coordinates (primitive reciprocal lattice)
+            in ``(−1/2, 1/2]``, spglib's grid order.
+        irreducible: ``[g]`` indices into ``qpoints`` of the irreducible points.
+        weights: ``[g]`` number of mesh points in each star (sum ``N``).
+        third: ``[g, N]`` for irreducible ``q`` and each ``q'``, the index of
+            ``q'' ≡ −q − q'`` on the mesh.
+        rotations: ``[r, 3, 3]`` Cartesian point-group rotations.
+    """
+
+    numbers: np.ndarray
+    qpoints: np.ndarray
+    irreducible: np.ndarray
+    weights: np.ndarray
+    third: np.ndarray
+    rotations: np.ndarray
+
+
+class Triplets(NamedTuple):
+    """Supercell atom triples with non-zero third-order force constants.
+
+    Attributes:
+        first: ``[t]`` primitive atom (index into the primitive cell).
+        second: ``[t]`` supercell atom.
+        third: ``[t]`` supercell atom.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    third: np.ndarray
+
+
+class Conductivity(NamedTuple):
+    """RTA thermal conductivity and its mode-resolved ingredients.
+
+    Attributes:
+        temperatures: ``[T]`` K.
+        kappa: ``[T, 3, 3]`` thermal conductivity, W/(m·K).
+        mode_kappa: ``[T, g, m, 3, 3]`` contribution of each irreducible mode
+            (its star included), W/(m·K); sums to ``kappa``.
+        gamma: ``[T, g, m]`` linewidths Γ (half width), THz.
+        frequencies: ``[g, m]`` THz.
+        velocities: ``[g, m, 3]`` group velocities, THz·Å (×100 for m/s).
+        heat_capacities: ``[T, g, m]`` mode heat capacities, eV/K.
+        qpoints: ``[g, 3]`` irreducible q-points (reduced).
+        weights: ``[g]`` star sizes.
+    """
+
+    temperatures: jax.Array
+    kappa: jax.Array
+    mode_kappa: jax.Array
+    gamma: jax.Array
+    frequencies: jax.Array
+    velocities: jax.Array
+    heat_capacities: jax.Array
+    qpoints: jax.Array
+    weights: jax.Array
+
+
+def mesh(primitive, numbers, *, use_symmetry: bool = True, symprec: float = 1e-5):
+    """Γ-centred q-mesh with irreducible points and triplet partners (spglib).
+
+    Args:
+        primitive: the primitive :class:`~mldiff.structure.Structure`, Å.
+        numbers: ``[3]`` mesh numbers.
+        use_symmetry: reduce to irreducible points; ``False`` keeps all.
+        symprec: spglib tolerance, Å.
+
+    Returns:
+        The :class:`Mesh`.
+
+    Example:
+        >>> from ase.build import bulk
+        >>> from mldiff.structure import Structure
+        >>> m = mesh(Structure.from_ase(bulk("Si", "diamond", a=5.431)), [4, 4, 4])
+        >>> len(m.qpoints), len(m.irreducible), int(m.weights.sum())
+        (64, 8, 64)
+    """
+    import spglib
+
+    nums = np.asarray(numbers, dtype=int).reshape(-1)
+    if nums.shape != (3,) or np.any(nums < 1):
+        raise ConfigError(f"mesh must be three positive integers, got {numbers!r}")
+    lat = np.asarray(primitive.cell, np.float64)
+    frac = np.linalg.solve(lat.T, np.asarray(primitive.positions, np.float64).T).T
+    cell = (lat, frac, np.asarray(primitive.numbers))
+    mapping, address = spglib.get_ir_reciprocal_mesh(
+        nums, cell, is_shift=[0, 0, 0], is_time_reversal=True, symprec=symprec
+    )
+    address = np.asarray(address)
+    mapping = np.asarray(mapping) if use_symmetry else np.arange(len(address))
+    ir, inverse, counts = np.unique(mapping, return_inverse=True, return_counts=True)
+    del inverse
+    q = address / nums
+    q = q - (q > 0.5)
+    a = np.mod(address, nums)
+    idx = a[:, 0] + nums[0] * (a[:, 1] + nums[1] * a[:, 2])
+    if not np.array_equal(idx, np.arange(len(idx))):
+        raise ConfigError("unexpected spglib grid order; check the spglib version")
+    t = np.mod(-(a[ir][:, None, :] + a[None, :, :]), nums)  # [g, N, 3]
+    third = t[..., 0] + nums[0] * (t[..., 1] + nums[1] * t[..., 2])
+    sym = spglib.get_symmetry((lat, frac, np.asarray(primitive.numbers)), symprec)
+    rots = np.unique(np.asarray(sym["rotations"]), axis=0)
+    cart = np.einsum("ab,obc,cd->oad", lat.T, rots, np.linalg.inv(lat.T))
+    return Mesh(nums, q, ir.astype(np.int64), counts.astype(np.int64), third, cart)
+
+
+def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
+    """Atom triples ``(κ, j, k)`` with a non-zero block ``Φ(rep κ, j, k)`` (host).
+
+    Args:
+        fc3: ``[n, 3, n, 3, n, 3]`` concrete third-order force constants, eV/Å³.
+        images: the supercell's :class:`~.dynamical_matrix.Images`.
+        threshold: blocks whose largest element is at or below ``threshold``
+            times the largest element of ``fc3`` are dropped (rounding noise,
+            e.g. from enforcing translational invariance).
+
+    Returns:
+        The :class:`Triplets`.
+    """
+    a = np.asarray(fc3)
+    rep = np.asarray(images.representative)
+    mags = np.abs(a[rep]).max(axis=(1, 3, 5))  # [p, n, n]
+    first, second, third = np.nonzero(mags > threshold * mags.max())
+    return Triplets(first, second, third)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def safe_eigh(matrix, tol):
+    """``eigh`` whose derivative ignores pairs of eigenvalues closer than ``tol``.
+
+    Args:
+        matrix: ``[m, m]`` Hermitian.
+        tol: eigenvalue gap below which two eigenvalues count as degenerate
+            (same units as the eigenvalues).
+
+    Returns:
+        ``(eigenvalues [m] ascending, eigenvectors [m, m] as columns)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> w, v = safe_eigh(jnp.eye(2), 1e-9)
+        >>> w.tolist()
+        [1.0, 1.0]
+    """
+    return jnp.linalg.eigh(matrix)
+
+
+@safe_eigh.defjvp
+def _safe_eigh_jvp(tol, primals, tangents):
+    (a,), (da,) = primals, tangents
+    w, v = jnp.linalg.eigh(a)
+    vh_da_v = jnp.conj(v.T) @ da @ v
+    gap = w[None, :] - w[:, None]
+    f = jnp.where(jnp.abs(gap) > tol, 1.0 / jnp.where(jnp.abs(gap) > tol, gap, 1.0), 0)
+    dw = jnp.real(jnp.diagonal(vh_da_v))
+    dv = v @ (f.astype(vh_da_v.dtype) * vh_da_v)
+    return (w, v), (dw.astype(w.dtype), dv)
+
+
+def _eig_tol(degeneracy_thz):
+    """Eigenvalue gap (eV/(Å² amu)) that matches a frequency gap near 1 THz."""
+    return 2.0 * degeneracy_thz / _dm.THZ_PER_SQRT_EV_A2_AMU**2
+
+
+def _modes(fc2, masses, images, qpoints, degeneracy_thz):
+    """Frequencies (THz) and eigenvectors at ``[k, 3]`` q-points, safe to grad."""
+    tol = _eig_tol(degeneracy_thz)
+
+    def one(q):
+        w2, e = safe_eigh(_dm.dynamical_matrix(fc2, masses, q, images), tol)
+        return _dm.to_thz(w2), e
+
+    return jax.vmap(one)(qpoints)
+
+
+def _same_set(f, degeneracy_thz):
+    """``[m, m]`` float: 1 where two frequencies are degenerate (no gradient)."""
+    f = jax.lax.stop_gradient(f)
+    return (jnp.abs(f[:, None] - f[None, :]) < degeneracy_thz).astype(f.dtype)
+
+
+def _velocities(fc2, masses, images, lattice, qpoints, degeneracy_thz, cutoff_thz):
+    """Group velocities ``[k, m, 3]`` (THz·Å), degenerate modes as phonopy."""
+    tol = _eig_tol(degeneracy_thz)
+    c2 = _dm.THZ_PER_SQRT_EV_A2_AMU**2
+    lat = jnp.asarray(lattice, fc2.dtype)
+    n_hat = jnp.asarray(PERTURBATION, fc2.dtype)
+
+    def one(q_red):
+        q_cart = jnp.linalg.solve(lat, q_red)
+
+        def d_of(x):
+            return _dm.dynamical_matrix(fc2, masses, lat @ x, images)
+
+        dyn = d_of(q_cart)
+        dd = jnp.moveaxis(jax.jacfwd(d_of, holomorphic=False)(q_cart), -1, 0)
+        w2, e = safe_eigh(dyn, tol)
+        f = _dm.to_thz(w2)
+        same = _same_set(f, degeneracy_thz)
+        m = jnp.conj(e.T) @ jnp.einsum("a,aij->ij", n_hat, dd) @ e
+        m = m * same
+        block = jnp.cumsum(
+            jnp.concatenate([jnp.zeros(1), jnp.diff(jax.lax.stop_gradient(f))])
+            >= degeneracy_thz
+        )
+        big = 1.0 + 4.0 * jax.lax.stop_gradient(jnp.abs(m).max())
+        _, rot = safe_eigh(m + jnp.diag(block * big).astype(m.dtype), 1e-12 * big)
+        e = e @ rot
+        v = jnp.real(jnp.einsum("im,aij,jm->ma", jnp.conj(e), dd, e))
+        ok = f > cutoff_thz
+        scale = jnp.where(ok, c2 / (2 * jnp.where(ok, f, 1.0)), 0.0)
+        return f, v * scale[:, None]
+
+    return jax.vmap(one)(jnp.asarray(qpoints, fc2.dtype))
+
+
+def _bose(f, temperature):
+    x = f * _units.THZ_TO_EV / (_units.KB_EV_K * temperature)
+    return 1.0 / jnp.expm1(x)
+
+
+def _gauss(x, sigma):
+    return jnp.exp(-0.5 * (x / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
+
+
+def interaction_strength(
+    fc3,
+    masses,
+    images: _dm.Images,
+    primitive_positions,
+    trip: Triplets,
+    q0,
+    q1,
+    q2,
+    modes0,
+    modes1,
+    modes2,
+    *,
+    cutoff_thz: float = DEFAULT_CUTOFF_THZ,
+    r0_average: bool = True,
+) -> Float[Array, "k m m m"]:
+    """Interaction strengths ``P`` of triplets ``q0 + q1 + q2 = G`` (no 1/N).
+
+    Args:
+        fc3: ``[n, 3, n, 3, n, 3]`` supercell third-order force constants, eV/Å³.
+        masses: ``[n]`` supercell masses, amu.
+        images: the supercell's :class:`~.dynamical_matrix.Images`.
+        primitive_positions: ``[p, 3]`` fractional positions of the primitive
+            atoms.
+        trip: non-zero atom triples, from :func:`triplets`.
+        q0: ``[k, 3]`` reduced q-points of the first vertex.
+        q1: ``[k, 3]`` second vertex.
+        q2: ``[k, 3]`` third vertex; ``q0 + q1 + q2`` integer.
+        modes0: ``(frequencies [k, m] THz, eigenvectors [k, m, m])`` at q0.
+        modes1: the same at q1.
+        modes2: the same at q2.
+        cutoff_thz: modes at or below this frequency give zero.
+        r0_average: average the transform over the choice of the atom placed
+            in the home cell (phono3py's default ``make_r0_average``), which
+            treats the three atoms alike where supercell images are ambiguous.
+
+    Returns:
+        ``[k, m, m, m]`` ``|Φ|²/(ν0 ν1 ν2)`` times ħ³/(36·8(2π)³), eV²·N (divide
+        by the number of mesh points for phono3py's interaction strength).
+    """
+    p = images.representative.shape[0]
+    rep = jnp.asarray(images.representative)
+    s2p = jnp.asarray(images.primitive_of)
+    i, j, k = (jnp.asarray(x) for x in trip)
+    blocks = fc3[rep[i], :, j, :, k, :]  # [t, 3, 3, 3]
+    vec = jnp.asarray(images.vectors, fc3.dtype)
+    wts = jnp.asarray(images.weights, fc3.dtype)
+    v1, w1 = vec[i, j], wts[i, j]  # [t, m, 3], [t, m]
+    v2, w2 = vec[i, k], wts[i, k]
+    m_prim = jnp.asarray(masses, fc3.dtype)[rep]
+    inv_sqrt_m = jnp.repeat(1.0 / jnp.sqrt(m_prim), 3)  # [3p]
+    r0 = jnp.asarray(primitive_positions, fc3.dtype)
+
+    def phase(x):
+        return jax.lax.complex(jnp.cos(2 * jnp.pi * x), jnp.sin(2 * jnp.pi * x))
+
+    atom_of = (i, s2p[j], s2p[k])  # primitive atom of (anchor, second, third)
+    legs = ((0, 1, 2), (1, 0, 2), (2, 1, 0)) if r0_average else ((0, 1, 2),)
+
+    def leg(q, slots):
+        """One choice of the anchor atom: its slot, then the others' slots."""
+        e1 = jnp.sum(w1 * phase(v1 @ q[slots[1]]), axis=-1)  # [t]
+        e2 = jnp.sum(w2 * phase(v2 @ q[slots[2]]), axis=-1)
+        pre = phase(r0 @ (q[0] + q[1] + q[2]))  # [p]
+        c = blocks.astype(e1.dtype) * (e1 * e2 * pre[i])[:, None, None, None]
+        order = np.argsort(slots)  # block axis that lands in each slot
+        c = jnp.transpose(c, (0, *(1 + order)))
+        a0, a1, a2 = (atom_of[o] for o in order)
+        fq = jax.ops.segment_sum(c, (a0 * p + a1) * p + a2, num_segments=p**3)
+        return fq
+
+    def one(qa, qb, qc, fa, ea, fb, eb, fc, ec):
+        fq = sum(leg((qa, qb, qc), sl) for sl in legs) / len(legs)  # [p³, 3, 3, 3]
+        fq = fq.reshape(p, p, p, 3, 3, 3).transpose(0, 3, 1, 4, 2, 5)
+        fq = fq.reshape(3 * p, 3 * p, 3 * p)
+        xa, xb, xc = (x * inv_sqrt_m[:, None] for x in (ea, eb, ec))
+        amp = jnp.einsum("ijk,ia,jb,kc->abc", fq, xa, xb, xc)
+        ok = (fa > cutoff_thz)[:, None, None] & (fb > cutoff_thz)[None, :, None]
+        ok = ok & (fc > cutoff_thz)[None, None, :]
+        fff = jnp.where(
+            ok, fa[:, None, None] * fb[None, :, None] * fc[None, None, :], 1
+        )
+        return jnp.where(ok, jnp.abs(amp) ** 2 / fff, 0.0) * PP_TO_EV2
+
+    return jax.vmap(one)(q0, q1, q2, *modes0, *modes1, *modes2)
+
+
+def linewidths(
+    strength, f0, f1, f2, temperatures, sigma_thz, *, cutoff_thz=DEFAULT_CUTOFF_THZ
+) -> Float[Array, "t m"]:
+    """Linewidths Γ (imaginary self-energy) of the modes of one q-point.
+
+    Args:
+        strength: ``[k, m, m, m]`` interaction strengths of the ``k`` triplets
+            ``(q, q'_s, q''_s)``, eV² (already divided by the mesh size).
+        f0: ``[m]`` frequencies at q, THz.
+        f1: ``[k, m]`` frequencies at ``q'``, THz.
+        f2: ``[k, m]`` frequencies at ``q''``, THz.
+        temperatures: ``[T]`` K (> 0).
+        sigma_thz: Gaussian smearing width, THz.
+        cutoff_thz: partner modes at or below it are left out.
+
+    Returns:
+        ``[T, m]`` Γ, THz (not yet averaged over degenerate modes).
+    """
+    x0 = f0[None, :, None, None]
+    x1 = f1[:, None, :, None]
+    x2 = f2[:, None, None, :]
+    g1 = _gauss(x0 - x1 - x2, sigma_thz)
+    g23 = _gauss(x0 + x1 - x2, sigma_thz) - _gauss(x0 - x1 + x2, sigma_thz)
+    ok = (x1 > cutoff_thz) & (x2 > cutoff_thz)
+    s1 = jnp.where(ok, x1, 1.0)
+    s2 = jnp.where(ok, x2, 1.0)
+
+    def at(t):
+        n1, n2 = _bose(s1, t), _bose(s2, t)
+        term = jnp.where(ok, (n1 + n2 + 1) * g1 + (n1 - n2) * g23, 0.0)
+        return jnp.sum(strength * term, axis=(0, 2, 3)) * GAMMA_TO_THZ
+
+    return jax.vmap(at)(jnp.asarray(temperatures, strength.dtype))
+
+
+def _mode_cv(f, temperature):
+    x = f * _units.THZ_TO_EV / (_units.KB_EV_K * temperature)
+    return _units.KB_EV_K * x**2 * jnp.exp(-x) / jnp.expm1(-x) ** 2
+
+
+def kappa_rta(
+    fc2,
+    fc3,
+    masses,
+    images: _dm.Images,
+    primitive,
+    grid: Mesh,
+    trip: Triplets,
+    temperatures,
+    sigma_thz: float,
+    *,
+    cutoff_thz: float = DEFAULT_CUTOFF_THZ,
+    degeneracy_thz: float = DEFAULT_DEGENERACY_THZ,
+    r0_average: bool = True,
+    batch_size: int = 256,
+) -> Conductivity:
+    """RTA thermal conductivity, a JAX function of ``fc2`` and ``fc3``.
+
+    Args:
+        fc2: ``[n, 3, n, 3]`` supercell force constants, eV/Å².
+        fc3: ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³.
+        masses: ``[n]`` supercell masses, amu.
+        images: the supercell's :class:`~.dynamical_matrix.Images`.
+        primitive: the primitive :class:`~mldiff.structure.Structure` (concrete).
+        grid: from :func:`mesh`.
+        trip: from :func:`triplets`.
+        temperatures: ``[T]`` K, all > 0.
+        sigma_thz: Gaussian smearing width, THz.
+        cutoff_thz: modes at or below it carry no heat and do not scatter.
+        degeneracy_thz: frequency tolerance for degenerate modes, THz.
+        r0_average: see :func:`interaction_strength` (phono3py's default).
+        batch_size: triplets evaluated together (memory knob).
+
+    Returns:
+        The :class:`Conductivity`.
+    """
+    _fc.check_float64(primitive, "thermal conductivity")
+    temps = jnp.asarray(temperatures, jnp.float64).reshape(-1)
+    lat = np.asarray(primitive.cell, np.float64)
+    frac = np.linalg.solve(lat.T, np.asarray(primitive.positions, np.float64).T).T
+    volume = abs(np.linalg.det(lat))
+    n_mesh = len(grid.qpoints)
+    qs = jnp.asarray(grid.qpoints, fc2.dtype)
+    f_all, e_all = _modes(fc2, masses, images, qs, degeneracy_thz)
+    q_ir = qs[jnp.asarray(grid.irreducible)]
+    f_ir, v_ir = _velocities(fc2, masses, images, lat, q_ir, degeneracy_thz, cutoff_thz)
+    third = jnp.asarray(grid.third)
+
+    def gamma_at(args):
+        g_idx, q_index = args
+        q0 = qs[q_index]
+        f0, e0 = f_all[q_index], e_all[q_index]
+        i2 = third[g_idx]  # [N]
+
+        i1 = jnp.arange(n_mesh)
+        n_chunks = -(-n_mesh // min(batch_size, n_mesh))
+        pad = n_chunks * min(batch_size, n_mesh) - n_mesh
+        # padded triplets repeat the last one with zero weight
+        i1p = jnp.concatenate([i1, jnp.full(pad, n_mesh - 1)]).reshape(n_chunks, -1)
+        i2p = jnp.concatenate([i2, jnp.full(pad, i2[-1])]).reshape(n_chunks, -1)
+        wp = jnp.concatenate([jnp.ones(n_mesh), jnp.zeros(pad)]).reshape(n_chunks, -1)
+
+        def weighted(idx):
+            a, b, w = idx
+            k = a.shape[0]
+            pp = (
+                interaction_strength(
+                    fc3,
+                    masses,
+                    images,
+                    frac,
+                    trip,
+                    jnp.broadcast_to(q0, (k, 3)),
+                    qs[a],
+                    qs[b],
+                    (
+                        jnp.broadcast_to(f0, (k, *f0.shape)),
+                        jnp.broadcast_to(e0, (k, *e0.shape)),
+                    ),
+                    (f_all[a], e_all[a]),
+                    (f_all[b], e_all[b]),
+                    cutoff_thz=cutoff_thz,
+                    r0_average=r0_average,
+                )
+                * (w / n_mesh)[:, None, None, None]
+            )
+            return linewidths(
+                pp, f0, f_all[a], f_all[b], temps, sigma_thz, cutoff_thz=cutoff_thz
+            )
+
+        parts = jax.lax.map(weighted, (i1p, i2p, wp))  # [chunks, T, m]
+        gam = parts.sum(axis=0)
+        same = _same_set(f0, degeneracy_thz)
+        return (gam @ same) / same.sum(axis=0)[None, :]
+
+    gamma = jax.lax.map(
+        gamma_at, (jnp.arange(len(grid.irreducible)), jnp.asarray(grid.irreducible))
+    )  # [g, T, m]
+    gamma = jnp.transpose(gamma, (1, 0, 2))  # [T, g, m]
+    rot = jnp.asarray(grid.rotations, fc2.dtype)
+    vv = jnp.einsum("rab,gmb,rcd,gmd->gmac", rot, v_ir, rot, v_ir) / rot.shape[0]
+    ok = f_ir > cutoff_thz
+    f_safe = jnp.where(ok, f_ir, 1.0)
+    cv = jax.vmap(lambda t: jnp.where(ok, _mode_cv(f_safe, t), 0.0))(temps)
+    live = ok[None] & (gamma > 0)
+    inv_2g = jnp.where(live, 1.0 / (2 * jnp.where(live, gamma, 1.0)), 0.0)
+    w = jnp.asarray(grid.weights, fc2.dtype)
+    mode_kappa = (
+        (cv * inv_2g * w[None, :, None])[..., None, None]
+        * vv[None]
+        * (KAPPA_TO_W_MK / volume / n_mesh)
+    )
+    kappa = mode_kappa.sum(axis=(1, 2))
+    return Conductivity(
+        temperatures=temps,
+        kappa=kappa,
+        mode_kappa=mode_kappa,
+        gamma=gamma,
+        frequencies=f_ir,
+        velocities=v_ir,
+        heat_capacities=cv,
+        qpoints=q_ir,
+        weights=jnp.asarray(grid.weights),
+    )
+
+
+def run(
+    phonons,
+    fc3,
+    mesh_numbers,
+    temperatures,
+    *,
+    sigma_thz: float = 0.1,
+    use_symmetry: bool = True,
+    cutoff_thz: float = DEFAULT_CUTOFF_THZ,
+    r0_average: bool = True,
+    batch_size: int = 256,
+) -> Conductivity:
+    """RTA thermal conductivity from harmonic phonons and third-order constants.
+
+    Args:
+        phonons: a :class:`mldiff.phonons.Phonons` (supercell fc2 and images).
+        fc3: ``[n, 3, n, 3, n, 3]`` third-order force constants of the same
+            supercell (e.g. :func:`.third_order.third_order`), eV/Å³.
+        mesh_numbers: ``[3]`` Γ-centred q-mesh.
+        temperatures: ``[T]`` K, all > 0.
+        sigma_thz: Gaussian smearing width, THz (phono3py's ``sigmas``).
+        use_symmetry: compute linewidths at irreducible q-points only.
+        cutoff_thz: modes at or below this frequency are left out, THz.
+        r0_average: phono3py's ``make_r0_average`` (its default); see
+            :func:`interaction_strength`.
+        batch_size: triplets evaluated together (memory knob).
+
+    Returns:
+        The :class:`Conductivity`.
+    """
+    temps = np.asarray(temperatures, np.float64).reshape(-1)
+    if np.any(temps <= 0):
+        raise ConfigError(f"temperatures must be > 0 K, got {temps.tolist()}")
+    if not sigma_thz > 0:
+        raise ConfigError(f"sigma_thz must be > 0 THz, got {sigma_thz}")
+    n = phonons.force_constants.shape[0]
+    if tuple(np.shape(fc3)) != (n, 3, n, 3, n, 3):
+        raise ConfigError(
+            f"fc3 must have shape {(n, 3, n, 3, n, 3)} for this {n}-atom supercell, "
+            f"got {tuple(np.shape(fc3))}; compute it on phonons.supercell"
+        )
+    grid = mesh(phonons.primitive, mesh_numbers, use_symmetry=use_symmetry)
+    trip = triplets(fc3, phonons.images)
+    return _kappa_jit(
+        phonons.force_constants,
+        jnp.asarray(fc3),
+        phonons.masses,
+        phonons.images,
+        phonons.primitive,
+        grid,
+        trip,
+        jnp.asarray(temps),
+        float(sigma_thz),
+        float(cutoff_thz),
+        bool(r0_average),
+        int(batch_size),
+    )
+
+
+def _kappa_jit(
+    fc2, fc3, masses, images, primitive, grid, trip, temps, sigma, cut, r0, bs
+):
+    @jax.jit
+    def go(fc2, fc3, masses, images, temps):
+        return kappa_rta(
+            fc2,
+            fc3,
+            masses,
+            images,
+            primitive,
+            grid,
+            trip,
+            temps,
+            sigma,
+            cutoff_thz=cut,
+            r0_average=r0,
+            batch_size=bs,
+        )
+
+    return go(fc2, fc3, masses, images, temps)
+
+
+def mean_free_paths(result: Conductivity) -> jax.Array:
+    """Mean free paths ``|v| τ`` of the irreducible modes, ``[T, g, m]``, Å.
+
+    ``τ = 1/(4πΓ)`` ps; modes without scattering get 0.
+    """
+    speed = jnp.linalg.norm(result.velocities, axis=-1)[None]  # THz·Å
+    g = result.gamma
+    tau = jnp.where(g > 0, 1.0 / (4 * jnp.pi * jnp.where(g > 0, g, 1.0)), 0.0)
+    return speed * tau
+
+
+def cumulative_kappa(result: Conductivity, lengths) -> np.ndarray:
+    """Cumulative κ (trace/3) from modes with mean free path below each length.
+
+    Args:
+        result: from :func:`run`.
+        lengths: ``[L]`` mean free paths, Å, ascending.
+
+    Returns:
+        ``[T, L]`` W/(m·K); the last value reaches κ (trace/3) once ``lengths``
+        exceeds the longest mean free path.
+    """
+    mfp = np.asarray(mean_free_paths(result))  # [T, g, m]
+    k = np.trace(np.asarray(result.mode_kappa), axis1=-2, axis2=-1) / 3  # [T, g, m]
+    grid = np.asarray(lengths, np.float64)
+    return np.stack(
+        [[k[t][mfp[t] <= x].sum() for x in grid] for t in range(k.shape[0])]
+    )

@@ -1,0 +1,67 @@
+"""``mldiff conductivity``, run in-process.
+
+Reference: phono3py 4.10 run on the written fc3.hdf5 (read with its own
+``read_fc3_from_hdf5``, phonopy's atom order) and our fc2: the same κ within
+1 %, which also checks the atom order of the written file.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+from ase.io import write
+from phono3py.file_IO import read_fc3_from_hdf5
+
+from mldiff import phonons, potentials
+from mldiff.cli import main
+from mldiff.io.phono3py import from_phono3py_layout
+from mldiff.io.phonopy import phonopy_order
+from mldiff.structure import Structure
+
+sys.path.insert(0, str(Path(__file__).parent / "phonons"))
+import phono3py_reference as ref  # noqa: E402
+
+FCC = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+
+
+def test_conductivity_command_writes_kappa_figure_and_fc3(tmp_path, capsys):
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+    write(tmp_path / "POSCAR", atoms, format="vasp")
+    argv = ["conductivity", str(tmp_path / "POSCAR"), "--potential", "sw"]
+    argv += ["--supercell", "1", "1", "1", "--mesh", "3", "3", "3"]
+    argv += ["--primitive", "0", "1/2", "1/2", "1/2", "0", "1/2", "1/2", "1/2", "0"]
+    argv += ["--temperatures", "300", "600", "--sigma", "0.5"]
+    argv += ["--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    assert "600.0" in capsys.readouterr().out
+    with open(tmp_path / "out" / "conductivity.json") as fh:
+        data = json.load(fh)
+    assert data["temperatures_k"] == [300.0, 600.0]
+    kappa = np.asarray(data["kappa_w_mk"])
+    assert kappa.shape == (2, 3, 3)
+    np.testing.assert_allclose(
+        data["kappa_scalar_w_mk"], np.trace(kappa, axis1=1, axis2=2) / 3
+    )
+    assert (tmp_path / "out" / "conductivity.png").stat().st_size > 1000
+    # phono3py on the written fc3.hdf5 (and our fc2) gives the same κ
+    s = Structure.from_ase(atoms)
+    pot = potentials.get("sw")
+    ph = phonons.run(s, pot, None, [1, 1, 1], primitive_matrix=FCC)
+    fc3 = read_fc3_from_hdf5(tmp_path / "out" / "fc3.hdf5")  # phonopy's order
+    ph3 = ref.phono3py_object(atoms, [1, 1, 1], FCC, np.asarray(ph.masses))
+    perm = phonopy_order(ph.supercell, s, [1, 1, 1])
+    inv = np.argsort(perm)
+    ours_order = from_phono3py_layout(fc3)[inv][:, :, inv][:, :, :, :, inv]
+    ref.set_force_constants(ph3, ph.force_constants, ours_order, perm)
+    k3 = ref.kappa(ph3, [3, 3, 3], [300.0, 600.0], 0.5)
+    np.testing.assert_allclose(kappa, k3, rtol=0.01, atol=1e-6 * np.abs(k3).max())
+
+
+def test_nonpositive_temperature_is_a_clear_error(tmp_path, capsys):
+    write(tmp_path / "POSCAR", bulk("Si", "diamond", a=5.431), format="vasp")
+    argv = ["conductivity", str(tmp_path / "POSCAR"), "--potential", "sw"]
+    argv += ["--temperatures", "0", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "temperatures" in capsys.readouterr().err
