@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         phonons,
         qha,
         quickstart,
+        recommend,
         relax,
         screen,
         stability,
@@ -47,13 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         phonons,
         elastic,
         qha,
+        conductivity,
         active,
         electrons,
         ttsp,
         stability,
         screen,
         finetune,
-        conductivity,
+        recommend,
     ):
         module.register(sub)
     return parser
