@@ -38,12 +38,10 @@ Example:
 """
 
 import dataclasses
-import functools
-import os
-import tarfile
 
 import numpy as np
 
+from mldiff.data.transport import transport_database
 from mldiff.errors import MldiffError
 
 __all__ = [
@@ -53,7 +51,6 @@ __all__ = [
     "fit_column_transform",
     "as_matrix",
     "transport_matrix",
-    "transport_database_path",
     "element_property_matrix",
 ]
 
@@ -263,34 +260,6 @@ def as_matrix(matrix) -> tuple[np.ndarray, list, list | None]:
     return values, columns, index
 
 
-def transport_database_path() -> str:
-    """Path of matminer's ``transport_database.tar.xz``."""
-    import matminer
-
-    return os.path.join(
-        os.path.dirname(matminer.__file__),
-        "utils",
-        "data_files",
-        "mp_transport",
-        "transport_database.tar.xz",
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _transport_table():
-    import pandas as pd
-
-    path = transport_database_path()
-    if not os.path.exists(path):
-        raise RecommenderError(
-            f"{path!r} does not exist; install matminer (it ships the transport "
-            "database)"
-        )
-    with tarfile.open(path, mode="r:xz") as tar:
-        table = pd.read_csv(tar.extractfile("transport_database.csv"))
-    return table
-
-
 def transport_matrix(with_enthalpy: bool = True):
     """The materials × transport properties (+ formation enthalpy) matrix.
 
@@ -315,7 +284,7 @@ def transport_matrix(with_enthalpy: bool = True):
     """
     import pandas as pd
 
-    raw = _transport_table()
+    raw = transport_database()  # cached by mldiff.data (a copy each call)
     columns = [c for c in TRANSPORT_UNITS if c in raw.columns]
     matrix = raw.set_index("mp_id")[columns].astype(np.float64)
     info = pd.DataFrame({"formula": raw["pretty_formula"].to_numpy()}, index=raw.mp_id)
