@@ -45,6 +45,7 @@ def _write(tmp_path, **over):
     return path
 
 
+@pytest.mark.slow  # ~30 s of compilation; the loop itself is tested in test_loop.py
 def test_cli_runs_and_resumes(tmp_path, capsys):
     # reference: the run folder's own state and the oracle (ASE EMT) energies
     path = _write(tmp_path)
