@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from tiny_models import TINY_NEQUIP
 
 from mldiff import ensemble, neighbors, phonons, quantities
 from mldiff.data import Dataset, batches, label, make_batch, make_buckets
@@ -14,14 +15,7 @@ from mldiff.potentials.nequip import NequIPConfig, nequip, nequip_atomic_energie
 from mldiff.structure import Structure
 from mldiff.training import TrainConfig, checkpoint, loop, losses
 
-TINY = {
-    "num_layers": 1,
-    "features": 4,
-    "l_max": 1,
-    "radial_mlp": [8],
-    "cutoff": 3.0,
-    "num_basis": 4,
-}
+TINY = TINY_NEQUIP
 K = 3
 TIGHT = dict(rtol=1e-10, atol=1e-12)  # float64, same arithmetic up to reordering
 

@@ -30,7 +30,12 @@ from mldiff.active.acquisition import (
     select_batch,
     upper_confidence_bound,
 )
-from mldiff.active.committee import committee_mean, committee_predictions, disagreement
+from mldiff.active.committee import (
+    committee_errors,
+    committee_mean,
+    committee_predictions,
+    disagreement,
+)
 from mldiff.active.loop import ActiveConfig, ActiveResult, read_log, run_active_learning
 from mldiff.active.oracle import ase_oracle, label_all
 from mldiff.active.pool import regression_metrics, run_pool
@@ -40,6 +45,7 @@ __all__ = [
     "ActiveConfig",
     "ActiveResult",
     "ase_oracle",
+    "committee_errors",
     "committee_mean",
     "committee_predictions",
     "disagreement",

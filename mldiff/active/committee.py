@@ -18,7 +18,13 @@ from mldiff.io.labeled import LabeledStructure
 from mldiff.potentials import Potential
 from mldiff.structure import Structure
 
-__all__ = ["SCORES", "committee_predictions", "disagreement", "committee_mean"]
+__all__ = [
+    "SCORES",
+    "committee_errors",
+    "committee_mean",
+    "committee_predictions",
+    "disagreement",
+]
 
 SCORES = {
     "max_force_std": "max_force_std_ev_per_angstrom",
@@ -138,3 +144,38 @@ def disagreement(predictions: dict[str, list], score: str) -> np.ndarray:
     if score not in SCORES:
         raise ConfigError(f"unknown score {score!r}; choose one of {tuple(SCORES)}")
     return np.asarray(predictions[SCORES[score]], dtype=np.float64)
+
+
+def committee_errors(
+    potential: Potential,
+    stacked_params,
+    labeled: Sequence[LabeledStructure],
+) -> dict[str, float]:
+    """Errors of the committee mean on labeled structures, in quoted units.
+
+    Returns:
+        ``energy_mae_mev_per_atom``, ``forces_mae_mev_per_angstrom``,
+        ``forces_rmse_mev_per_angstrom`` and ``mean_force_std_mev_per_angstrom``
+        (the committee's own force spread, averaged over atoms and components);
+        an empty dict when ``labeled`` is empty.
+    """
+    if not labeled:
+        return {}
+    pred = committee_predictions(potential, stacked_params, labeled)
+    e_err = [
+        (e - it.energy) / it.n_atoms
+        for e, it in zip(pred["energy_mean_ev"], labeled, strict=True)
+    ]
+    f_err = np.concatenate(
+        [
+            (f - np.asarray(it.forces)).ravel()
+            for f, it in zip(pred["forces_mean_ev_per_angstrom"], labeled, strict=True)
+        ]
+    )
+    return {
+        "energy_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(e_err))),
+        "forces_mae_mev_per_angstrom": 1e3 * float(np.mean(np.abs(f_err))),
+        "forces_rmse_mev_per_angstrom": 1e3 * float(np.sqrt(np.mean(f_err**2))),
+        "mean_force_std_mev_per_angstrom": 1e3
+        * float(np.mean(pred["mean_force_std_ev_per_angstrom"])),
+    }

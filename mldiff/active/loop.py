@@ -285,28 +285,6 @@ def _explore(config, pot_mean, params, labeled, pool, round_index):
     return structures, np.asarray(groups), np.asarray(frames), notes
 
 
-def _validation_errors(potential, params, validation) -> dict:
-    """Committee-mean errors on labeled structures (meV/atom, meV/Å)."""
-    if not validation:
-        return {}
-    pred = committee.committee_predictions(potential, params, validation)
-    e_err = [
-        (e - it.energy) / it.n_atoms
-        for e, it in zip(pred["energy_mean_ev"], validation, strict=True)
-    ]
-    f_err = np.concatenate(
-        [
-            (f - np.asarray(it.forces)).ravel()
-            for f, it in zip(pred["forces_mean_ev_per_angstrom"], validation, strict=True)
-        ]
-    )
-    return {
-        "energy_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(e_err))),
-        "forces_mae_mev_per_angstrom": 1e3 * float(np.mean(np.abs(f_err))),
-        "forces_rmse_mev_per_angstrom": 1e3 * float(np.sqrt(np.mean(f_err**2))),
-    }
-
-
 def _label_round(oracle, selected, round_dir) -> tuple[list, list]:
     """Label the chosen batch, saving after every structure; resumable."""
     labels_path = _path(round_dir, "labels.extxyz")
@@ -415,7 +393,7 @@ def run_active_learning(
             "round": r,
             "n_labels": len(labeled),
             "oracle_calls": state["oracle_calls"],
-            **_validation_errors(potential, params, validation or labeled),
+            **committee.committee_errors(potential, params, validation or labeled),
         }
         left = int(config.budget) - state["oracle_calls"]
         stop = None

@@ -36,22 +36,11 @@ def ase_oracle(calculator) -> Callable[[Structure], LabeledStructure]:
         >>> round(ase_oracle(EMT())(s).energy, 4)
         -0.0067
     """
-    from ase.calculators.calculator import PropertyNotImplementedError
+    from mldiff.data.generate import label_one
 
     def oracle(structure: Structure) -> LabeledStructure:
-        atoms = structure.to_ase()
-        atoms.calc = calculator
-        energy = atoms.get_potential_energy()
-        forces = atoms.get_forces()
-        stress = None
-        if all(atoms.pbc):
-            try:
-                stress = atoms.get_stress(voigt=False)
-            except PropertyNotImplementedError:
-                stress = None
-        return LabeledStructure.create(
-            structure, energy, forces, stress, where="oracle result"
-        )
+        labeled = label_one(structure.to_ase(), calculator, where="oracle result")
+        return labeled.replace(structure=structure, info={})
 
     return oracle
 

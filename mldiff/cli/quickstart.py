@@ -120,30 +120,6 @@ def reference_data(settings: dict, a0: float, seed: int, path: str) -> list:
     )
 
 
-def committee_test_errors(potential, params, test_items) -> dict:
-    """Committee-mean MAE on the test set: meV/atom and meV/Å."""
-    from mldiff.active import committee_predictions
-
-    pred = committee_predictions(potential, params, test_items)
-    e = [
-        (m - it.energy) / it.n_atoms
-        for m, it in zip(pred["energy_mean_ev"], test_items, strict=True)
-    ]
-    f = np.concatenate(
-        [
-            (m - np.asarray(it.forces)).ravel()
-            for m, it in zip(pred["forces_mean_ev_per_angstrom"], test_items, strict=True)
-        ]
-    )
-    return {
-        "energy_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(e))),
-        "forces_mae_mev_per_angstrom": 1e3 * float(np.mean(np.abs(f))),
-        "forces_rmse_mev_per_angstrom": 1e3 * float(np.sqrt(np.mean(f**2))),
-        "mean_force_std_mev_per_angstrom": 1e3
-        * float(np.mean(pred["mean_force_std_ev_per_angstrom"])),
-    }
-
-
 def phonon_comparison(unitcell, potential, params, settings) -> dict:
     """Ensemble and exact-EMT phonons: bands, DOS, heat capacity, X and L."""
     import jax
@@ -268,6 +244,7 @@ def run(args) -> int:
     import jax
 
     from mldiff import potentials
+    from mldiff.active import committee_errors
     from mldiff.data import split_items
     from mldiff.ensemble import train_ensemble
     from mldiff.training import TrainConfig
@@ -319,7 +296,7 @@ def run(args) -> int:
     times["training_s"] = time.perf_counter() - t
 
     t = _step("3/5 test errors of the committee mean")
-    errors = committee_test_errors(potential, params, test_items)
+    errors = committee_errors(potential, params, test_items)
     times["test_s"] = time.perf_counter() - t
 
     t = _step("4/5 phonons: every member (one vmapped Hessian) and exact EMT")

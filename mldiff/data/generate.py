@@ -26,7 +26,7 @@ from mldiff.io.extxyz import write_extxyz
 from mldiff.io.labeled import LabeledStructure
 from mldiff.structure import Structure
 
-__all__ = ["rattled", "strained", "md_sampled", "label", "generate"]
+__all__ = ["rattled", "strained", "md_sampled", "label", "label_one", "generate"]
 
 
 def _check_count(name: str, n) -> int:
@@ -231,39 +231,49 @@ def label(
         >>> round(x.energy, 4)
         -0.0067
     """
-    from ase.calculators.calculator import PropertyNotImplementedError
     from tqdm import tqdm
 
     structures = list(structures)
-    out = []
     bar = tqdm(
         structures,
         desc="labeling",
         unit="structure",
         disable=None if progress else True,
     )
-    for k, atoms in enumerate(bar):
-        a = atoms.copy()
-        a.calc = calculator
-        energy = a.get_potential_energy()
-        forces = a.get_forces()
-        stress = None
-        if all(a.pbc):
-            try:
-                stress = a.get_stress(voigt=False)
-            except PropertyNotImplementedError:
-                stress = None
-        out.append(
-            LabeledStructure.create(
-                Structure.from_ase(a),
-                energy,
-                forces,
-                stress,
-                dict(atoms.info),
-                where=f"structure {k}",
-            )
-        )
-    return out
+    return [
+        label_one(atoms, calculator, where=f"structure {k}")
+        for k, atoms in enumerate(bar)
+    ]
+
+
+def label_one(atoms, calculator, *, where: str = "structure") -> LabeledStructure:
+    """Label one structure with an ASE calculator (the body of :func:`label`).
+
+    Args:
+        atoms: an ``ase.Atoms`` (not modified; a copy is computed).
+        calculator: any ASE calculator.
+        where: names the structure in error messages.
+
+    Returns:
+        A :class:`LabeledStructure`: energy (eV), forces (eV/Å), stress
+        (eV/Å³, ASE sign) for cells periodic in every direction when the
+        calculator implements it, else ``None``; ``info`` copied from ``atoms``.
+    """
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    a = atoms.copy()
+    a.calc = calculator
+    energy = a.get_potential_energy()
+    forces = a.get_forces()
+    stress = None
+    if all(a.pbc):
+        try:
+            stress = a.get_stress(voigt=False)
+        except PropertyNotImplementedError:
+            stress = None
+    return LabeledStructure.create(
+        Structure.from_ase(a), energy, forces, stress, dict(atoms.info), where=where
+    )
 
 
 def generate(

@@ -49,6 +49,7 @@ Example:
 
 import dataclasses
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -448,6 +449,26 @@ def white(variance=1.0) -> Kernel:
     return Kernel(init, apply, diag, natural, f"white({var0})", "white")
 
 
+def _combine(k1: Kernel, k2: Kernel, op, name: str, symbol: str) -> Kernel:
+    """``op(k1, k2)`` elementwise; hyperparameters ``(hyper_1, hyper_2)``."""
+
+    def init():
+        return (k1.init(), k2.init())
+
+    def apply(hyper, x1, x2=None):
+        return op(k1.apply(hyper[0], x1, x2), k2.apply(hyper[1], x1, x2))
+
+    def diag(hyper, x, x2=None):
+        return op(k1.diag(hyper[0], x, x2), k2.diag(hyper[1], x, x2))
+
+    def natural(hyper):
+        return (k1.natural(hyper[0]), k2.natural(hyper[1]))
+
+    return Kernel(
+        init, apply, diag, natural, name, f"({k1.structure} {symbol} {k2.structure})"
+    )
+
+
 def add(k1: Kernel, k2: Kernel) -> Kernel:
     """Sum kernel ``k1 + k2``; hyperparameters ``(hyper_1, hyper_2)``.
 
@@ -464,27 +485,7 @@ def add(k1: Kernel, k2: Kernel) -> Kernel:
         >>> float(k(k.init(), jnp.zeros((1, 1)))[0, 0])
         3.0
     """
-
-    def init():
-        return (k1.init(), k2.init())
-
-    def apply(hyper, x1, x2=None):
-        return k1.apply(hyper[0], x1, x2) + k2.apply(hyper[1], x1, x2)
-
-    def diag(hyper, x, x2=None):
-        return k1.diag(hyper[0], x, x2) + k2.diag(hyper[1], x, x2)
-
-    def natural(hyper):
-        return (k1.natural(hyper[0]), k2.natural(hyper[1]))
-
-    return Kernel(
-        init,
-        apply,
-        diag,
-        natural,
-        f"{k1.name} + {k2.name}",
-        f"({k1.structure} + {k2.structure})",
-    )
+    return _combine(k1, k2, operator.add, f"{k1.name} + {k2.name}", "+")
 
 
 def multiply(k1: Kernel, k2: Kernel) -> Kernel:
@@ -503,24 +504,4 @@ def multiply(k1: Kernel, k2: Kernel) -> Kernel:
         >>> float(k(k.init(), jnp.zeros((1, 1)))[0, 0])
         6.0
     """
-
-    def init():
-        return (k1.init(), k2.init())
-
-    def apply(hyper, x1, x2=None):
-        return k1.apply(hyper[0], x1, x2) * k2.apply(hyper[1], x1, x2)
-
-    def diag(hyper, x, x2=None):
-        return k1.diag(hyper[0], x, x2) * k2.diag(hyper[1], x, x2)
-
-    def natural(hyper):
-        return (k1.natural(hyper[0]), k2.natural(hyper[1]))
-
-    return Kernel(
-        init,
-        apply,
-        diag,
-        natural,
-        f"({k1.name}) * ({k2.name})",
-        f"({k1.structure} * {k2.structure})",
-    )
+    return _combine(k1, k2, operator.mul, f"({k1.name}) * ({k2.name})", "*")

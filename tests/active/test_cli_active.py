@@ -2,19 +2,13 @@ import json
 
 import pytest
 import yaml
+from tiny_models import TINY_NEQUIP
 
 from mldiff.cli import main
 from mldiff.cli.active import make_oracle_calculator
 from mldiff.errors import ConfigError
 
-TINY = {
-    "num_layers": 1,
-    "features": 4,
-    "l_max": 1,
-    "radial_mlp": [8],
-    "cutoff": 3.0,
-    "num_basis": 4,
-}
+TINY = TINY_NEQUIP
 
 
 def _write(tmp_path, **over):

@@ -7,20 +7,14 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from tiny_models import TINY_NEQUIP
 
 from mldiff.active import ActiveConfig, ase_oracle, read_log, run_active_learning
 from mldiff.data import label
 from mldiff.errors import ConfigError
 from mldiff.io.extxyz import read_extxyz
 
-TINY = {
-    "num_layers": 1,
-    "features": 4,
-    "l_max": 1,
-    "radial_mlp": [8],
-    "cutoff": 3.0,
-    "num_basis": 4,
-}
+TINY = TINY_NEQUIP
 
 
 def _initial(n=4, seed=0):

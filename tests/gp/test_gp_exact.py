@@ -139,6 +139,22 @@ def test_gradients_match_finite_differences(rng):
         return log_marginal_likelihood(k, h, x, y, 1e-3)
 
     check_grads(lml, (k.init(),), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+    # the closed-form derivative (½(ααᵀ - K⁻¹)) in both modes, second order too,
+    # and with respect to the data as well as the hyperparameters
+    check_grads(lml, (k.init(),), order=2, modes=["fwd", "rev"], atol=1e-5, rtol=1e-5)
+
+    def lml_data(xx, yy):
+        return log_marginal_likelihood(k, k.init(), xx, yy, 1e-3, normalize_y=True)
+
+    check_grads(lml_data, (jnp.asarray(x), jnp.asarray(y)), order=1, atol=1e-6)
+    # and equal to differentiating through the Cholesky factorisation of fit()
+    through_fit = jax.grad(lambda h: fit(k, h, x, y, 1e-3).log_marginal_likelihood)
+    for a, b in zip(
+        jax.tree.leaves(jax.grad(lml)(k.init())),
+        jax.tree.leaves(through_fit(k.init())),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     # jax.grad of the mean w.r.t. one input point
     g = jax.grad(lambda t: predict(k, state, t[None])[0][0])(jnp.asarray(xs[0]))
     assert g.shape == (2,) and bool(jnp.all(jnp.isfinite(g)))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from tiny_models import TINY_NEQUIP
 
 from mldiff.data import label
 from mldiff.potentials.nequip import NequIPConfig, nequip
@@ -12,15 +13,8 @@ from mldiff.structure import Structure
 from mldiff.training import checkpoint
 from mldiff.training.models import ModelSpec
 
-# as tests/test_ensemble.py's TINY, with two interaction blocks to freeze one
-TINY = {
-    "num_layers": 2,
-    "features": 4,
-    "l_max": 1,
-    "radial_mlp": [8],
-    "cutoff": 3.0,
-    "num_basis": 4,
-}
+# two interaction blocks, so one can be frozen
+TINY = {**TINY_NEQUIP, "num_layers": 2}
 SPECIES = (29, 79)
 
 
