@@ -337,6 +337,61 @@ def site_symmetry(structure, *, symprec: float = 1e-5) -> SiteSymmetry:
     )
 
 
+def stabilizers(structure, atoms, *, symprec: float = 1e-5) -> list:
+    """Site-symmetry operations of chosen atoms, with their atom permutations.
+
+    The operations of the space group that leave atom ``i`` in place (the
+    site-symmetry group of ``i``, combined with whatever lattice translation
+    brings it back), host side, from spglib.
+
+    Args:
+        structure: a periodic :class:`~mldiff.structure.Structure`.
+        atoms: atom indices.
+        symprec: spglib's distance tolerance, Å.
+
+    Returns:
+        one ``(rotations [o, 3, 3], permutations [o, n])`` per atom: Cartesian
+        rotations (acting on column vectors) and where each operation sends
+        each atom; the identity is among them.
+
+    Example:
+        >>> from ase.build import bulk
+        >>> from mldiff.structure import Structure
+        >>> s = Structure.from_ase(bulk("Si", "diamond", a=5.431, cubic=True))
+        >>> [len(r) for r, _ in stabilizers(s, [0])]  # point group -43m
+        [24]
+    """
+    import spglib
+
+    lattice = np.asarray(structure.cell, np.float64)
+    frac = np.linalg.solve(lattice.T, np.asarray(structure.positions, np.float64).T).T
+    numbers = np.asarray(structure.numbers)
+    n = len(numbers)
+    sym = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec)
+    if sym is None:
+        raise StructureError("spglib found no symmetry operations; check the cell")
+    rots, trans = np.asarray(sym.rotations), np.asarray(sym.translations)
+    n_translations = int(np.sum(np.all(rots == np.eye(3, dtype=int), axis=(1, 2))))
+    match = _matcher(
+        frac,
+        np.asarray(sym.mapping_to_primitive),
+        n_translations,
+        symprec / np.min(np.linalg.norm(lattice, axis=1)),
+    )
+    inv_lt = np.linalg.inv(lattice.T)
+    out = []
+    for i in np.asarray(atoms):
+        ops = np.flatnonzero(match(frac[i] @ rots.transpose(0, 2, 1) + trans) == i)
+        perms = match(np.einsum("oab,nb->ona", rots[ops], frac) + trans[ops, None, :])
+        if np.any(perms < 0) or np.any(np.sort(perms, axis=1) != np.arange(n)):
+            raise StructureError(
+                f"a symmetry operation does not permute the atoms at symprec={symprec}"
+            )
+        cart = np.einsum("ab,obc,cd->oad", lattice.T, rots[ops], inv_lt)
+        out.append((cart, perms))
+    return out
+
+
 def distribute(
     rows: Float[Array, "k 3 n 3"], symmetry: SiteSymmetry
 ) -> Float[Array, "n 3 n 3"]:

@@ -61,6 +61,16 @@ def test_symmetry_rebuild_equals_every_row_and_is_invariant(si8):
     # full index-permutation symmetry
     np.testing.assert_allclose(direct, direct.transpose(2, 3, 0, 1, 4, 5), atol=1e-11)
     np.testing.assert_allclose(direct, direct.transpose(4, 5, 2, 3, 0, 1), atol=1e-11)
+    # so enforcing invariance alone equals the full projection (perms + invariance)
+    np.testing.assert_allclose(
+        fc3, np.asarray(third_order.symmetrize(jnp.asarray(direct))), atol=1e-11
+    )
+    # the one-pass centring equals centring one index after another
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 3, 3, 3, 3, 3)))
+    y = x
+    for axis in (0, 2, 4):
+        y = y - jnp.mean(y, axis=axis, keepdims=True)
+    np.testing.assert_allclose(third_order.translational_invariance(x), y, atol=1e-13)
 
 
 @pytest.fixture(scope="module")
