@@ -15,7 +15,11 @@ matrix, and a low-rank model with row / column biases fills the blanks.
   recommend, save / load.
 """
 
-from mldiff.recommender.api import MatrixFactorization, window_probability
+from mldiff.recommender.api import (
+    FactorizationConfig,
+    MatrixFactorization,
+    window_probability,
+)
 from mldiff.recommender.data import (
     TRANSPORT_UNITS,
     ColumnTransform,
@@ -26,6 +30,7 @@ from mldiff.recommender.data import (
 )
 
 __all__ = [
+    "FactorizationConfig",
     "MatrixFactorization",
     "RecommenderError",
     "ColumnTransform",

@@ -29,6 +29,7 @@ Example:
     False
 """
 
+import dataclasses
 import io
 import json
 
@@ -45,7 +46,28 @@ from mldiff.recommender.data import (
     fit_column_transform,
 )
 
-__all__ = ["MatrixFactorization", "window_probability"]
+__all__ = ["FactorizationConfig", "MatrixFactorization", "window_probability"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorizationConfig:
+    """The settings of a :class:`MatrixFactorization` (see its arguments).
+
+    Saved with the model (:meth:`MatrixFactorization.save`) and read back by
+    :meth:`MatrixFactorization.load`.
+    """
+
+    rank: int | tuple[int, ...] = 8
+    reg: float = 1.0
+    n_members: int = 4
+    sweeps: int = 60
+    log10: str | tuple[bool, ...] = "auto"
+    hidden: tuple[int, ...] = (128,)
+    iterations: int = 60
+    inner_steps: int = 10
+    batch: int = 512
+    neighbors: int = 10
+    seed: int = 0
 
 
 def window_probability(mean, std, lo, hi) -> np.ndarray:
@@ -105,19 +127,19 @@ class MatrixFactorization:
             )
         if n_members < 1:
             raise RecommenderError(f"n_members must be ≥ 1, got {n_members}")
-        self.config = {
-            "rank": rank if np.isscalar(rank) else [int(r) for r in ranks],
-            "reg": float(reg),
-            "n_members": int(n_members),
-            "sweeps": int(sweeps),
-            "log10": log10 if isinstance(log10, str) else [bool(f) for f in log10],
-            "hidden": [int(h) for h in hidden],
-            "iterations": int(iterations),
-            "inner_steps": int(inner_steps),
-            "batch": int(batch),
-            "neighbors": int(neighbors),
-            "seed": int(seed),
-        }
+        self.config = FactorizationConfig(
+            rank=rank if np.isscalar(rank) else tuple(int(r) for r in ranks),
+            reg=float(reg),
+            n_members=int(n_members),
+            sweeps=int(sweeps),
+            log10=log10 if isinstance(log10, str) else tuple(bool(f) for f in log10),
+            hidden=tuple(int(h) for h in hidden),
+            iterations=int(iterations),
+            inner_steps=int(inner_steps),
+            batch=int(batch),
+            neighbors=int(neighbors),
+            seed=int(seed),
+        )
 
     # ------------------------------------------------------------------ fit
     def fit(self, matrix, row_formulas=None) -> "MatrixFactorization":
@@ -141,34 +163,34 @@ class MatrixFactorization:
         values, self.columns_, self.index_ = as_matrix(matrix)
         self.is_frame_ = self.index_ is not None
         self.values_ = values
-        self.transform_ = fit_column_transform(values, c["log10"])
+        self.transform_ = fit_column_transform(values, c.log10)
         z = self.transform_.forward(values)
         observed = ~np.isnan(z)
         self.observed_ = observed
         y = jnp.asarray(np.where(observed, z, 0.0))
         w = jnp.asarray(observed, dtype=y.dtype)
-        key = jax.random.key(c["seed"])
+        key = jax.random.key(c.seed)
         k_rank, k_ens, k_cold = jax.random.split(key, 3)
-        if np.isscalar(c["rank"]):
-            self.rank_, self.rank_scores_ = int(c["rank"]), None
+        if np.isscalar(c.rank):
+            self.rank_, self.rank_scores_ = int(c.rank), None
         else:
             self.rank_, self.rank_scores_ = _mf.select_rank(
                 np.asarray(y),
                 observed,
-                c["rank"],
-                reg=c["reg"],
+                c.rank,
+                reg=c.reg,
                 key=k_rank,
-                sweeps=c["sweeps"],
+                sweeps=c.sweeps,
             )
-        keys = jax.random.split(k_ens, c["n_members"])
+        keys = jax.random.split(k_ens, c.n_members)
         factors, _ = _mf.fit_ensemble(
             y,
             w,
             rank=self.rank_,
-            reg=c["reg"],
+            reg=c.reg,
             keys=keys,
-            sweeps=c["sweeps"],
-            bootstrap=c["n_members"] > 1,
+            sweeps=c.sweeps,
+            bootstrap=c.n_members > 1,
         )
         self.factors_ = factors  # stacked members [e, ...]
         members = np.asarray(jax.vmap(_mf.predict)(factors))  # [e, n, m]
@@ -204,12 +226,12 @@ class MatrixFactorization:
             w,
             jnp.asarray(xs),
             rank=self.rank_,
-            reg=c["reg"],
+            reg=c.reg,
             key=key,
-            hidden=tuple(c["hidden"]),
-            iterations=c["iterations"],
-            inner_steps=c["inner_steps"],
-            batch=min(c["batch"], z.shape[0]),
+            hidden=c.hidden,
+            iterations=c.iterations,
+            inner_steps=c.inner_steps,
+            batch=min(c.batch, z.shape[0]),
         )
         self.joint_ = model
         f = model.factors
@@ -227,7 +249,7 @@ class MatrixFactorization:
         """Cold-start mean in standardised units ``[q, m]``."""
         model = self.joint_
         g = np.asarray(_cold.mlp_apply(model.mlp, jnp.asarray(xs)))
-        k = self.config["neighbors"]
+        k = self.config.neighbors
         if k > 0 and not exclude_self:
             g = g + _cold.neighbor_residual(xs, self.x_train_, self.latent_residual_, k)
         f = model.factors
@@ -432,7 +454,7 @@ class MatrixFactorization:
 
         self._check_fitted()
         header = {
-            "config": self.config,
+            "config": dataclasses.asdict(self.config),
             "columns": self.columns_,
             "index": [str(i) for i in self.index_] if self.is_frame_ else None,
             "rank": self.rank_,
@@ -458,7 +480,7 @@ class MatrixFactorization:
             header = json.loads(str(data["header"]))
             arrays = {k: data[k] for k in data.files if k != "header"}
         c = header["config"]
-        model = cls(**{k: v for k, v in c.items()})
+        model = cls(**c)
         model.columns_ = header["columns"]
         model.index_ = header["index"]
         model.is_frame_ = model.index_ is not None
