@@ -26,6 +26,7 @@ import numpy as np
 
 from mldiff.errors import ConfigError, MldiffError
 from mldiff.gp import kernels
+from mldiff.gp._common import bucket_size
 from mldiff.gp._exact import (
     ExactGP,
     fit,
@@ -44,6 +45,7 @@ from mldiff.gp._sparse import (
 )
 
 __all__ = [
+    "bucket_size",
     "kernels",
     "GaussianProcess",
     "ExactGP",
@@ -82,6 +84,9 @@ class GaussianProcess:
         train_inducing: optimise the inducing inputs with the hyperparameters.
         mean: constant prior mean in the unit of y (default: sample mean when
             ``normalize_y``, else zero).
+        bucket: exact GP only: pad the training set to :func:`bucket_size`
+            rows (padding carries no weight, results are unchanged), so that
+            refits on growing data (active learning) compile once per bucket.
 
     Attributes (after ``fit``):
         state_: the fitted :class:`ExactGP` or :class:`SparseGP`.
@@ -103,6 +108,7 @@ class GaussianProcess:
         inducing=None,
         train_inducing: bool = False,
         mean=None,
+        bucket: bool = False,
     ):
         """Store settings; nothing is computed until :meth:`fit`."""
         self.kernel = kernel
@@ -115,6 +121,7 @@ class GaussianProcess:
         self.inducing = inducing
         self.train_inducing = train_inducing
         self.mean = mean
+        self.bucket = bucket
         if optimizer not in ("lbfgs", "adam", None):
             raise ConfigError(
                 f"optimizer must be 'lbfgs', 'adam' or None, got {optimizer!r}"
@@ -145,6 +152,7 @@ class GaussianProcess:
         hyper = kernel.init()
         opt = dict(normalize_y=self.normalize_y, mean=self.mean)
         if self.inducing is None:
+            X, y, noise, opt["mask"] = _padded(X, y, noise, self.bucket)
             if self.optimizer is not None:
                 hyper, _ = fit_hyperparameters(
                     kernel,
@@ -237,5 +245,25 @@ class GaussianProcess:
             k = self._kernel_used
             return float(collapsed_bound(k, hyper, x, y, noise, self.state_.z, **opt))
         return float(
-            log_marginal_likelihood(self._kernel_used, hyper, x, y, noise, **opt)
+            log_marginal_likelihood(
+                self._kernel_used, hyper, x, y, noise, mask=self.state_.mask, **opt
+            )
         )
+
+
+def _padded(x, y, noise, bucket: bool):
+    """``(x, y, noise, mask)`` padded to :func:`bucket_size` rows (or as given)."""
+    x, y = np.asarray(x), np.asarray(y)
+    noise = np.asarray(0.0 if noise is None else noise)
+    n = y.shape[0] if y.ndim == 1 else 0
+    size = bucket_size(n) if bucket and n else n
+    shapes_ok = x.ndim == 2 and x.shape[0] == n and noise.shape in ((), (n,))
+    if size == n or not shapes_ok:  # bad shapes are reported by the fit itself
+        return x, y, noise, None
+    noise = np.broadcast_to(noise, y.shape)
+    pad = size - n
+    mask = np.concatenate([np.ones(n), np.zeros(pad)])
+    x = np.concatenate([x, np.zeros((pad, x.shape[1]), x.dtype)])
+    return x, np.concatenate([y, np.zeros(pad, y.dtype)]), np.concatenate(
+        [noise, np.zeros(pad, noise.dtype)]
+    ), mask

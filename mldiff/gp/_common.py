@@ -187,25 +187,61 @@ def _gaussian_log_density_jvp(primals, tangents):
     return value, dvalue
 
 
-def scaling(y: jax.Array, normalize_y: bool, mean):
+def scaling(y: jax.Array, normalize_y: bool, mean, weights=None):
     """``(offset, scale)`` so the GP models ``(y - offset) / scale``.
 
     ``offset`` is ``mean`` if given, else the sample mean when ``normalize_y``,
     else 0; ``scale`` is the population standard deviation (1 if zero) when
-    ``normalize_y``, else 1. Both in the unit of ``y``.
+    ``normalize_y``, else 1. Both in the unit of ``y``. ``weights`` (1 for a
+    data point, 0 for padding; default all ones) restrict both to the data.
     """
+    w = jnp.ones_like(y) if weights is None else weights
+    n = jnp.sum(w)
     if mean is not None:
         offset = jnp.asarray(mean, y.dtype)
     elif normalize_y:
-        offset = jnp.mean(y)
+        offset = jnp.sum(w * y) / n
     else:
         offset = jnp.zeros((), y.dtype)
     if normalize_y:
-        sd = jnp.std(y)
+        sd = jnp.sqrt(jnp.sum(w * (y - jnp.sum(w * y) / n) ** 2) / n)
         scale = jnp.where(sd > 0, sd, 1.0)
     else:
         scale = jnp.ones((), y.dtype)
     return offset, scale
+
+
+def check_mask(mask, y: jax.Array) -> jax.Array:
+    """``[n]`` float weights from a mask (``None``: all ones), checked."""
+    if mask is None:
+        return jnp.ones_like(y)
+    w = jnp.asarray(mask).astype(y.dtype)
+    if w.shape != y.shape:
+        raise MldiffError(
+            f"mask must have one entry per point, shape {y.shape}, got {w.shape}"
+        )
+    if _concrete(w):
+        wa = np.asarray(w)
+        if not np.all((wa == 0) | (wa == 1)) or wa.sum() == 0:
+            raise MldiffError(
+                "mask must hold 1 (data) or 0 (padding) with at least one data point"
+            )
+    return w
+
+
+def bucket_size(n: int) -> int:
+    """Padded size for ``n`` points: at most 12.5 % larger, few distinct sizes.
+
+    Multiples of 16 up to 128, then multiples of an eighth of the power of two
+    below ``n`` (128 → 144, 1000 → 1024, 1100 → 1152), so a loop over growing
+    data sets compiles once per bucket instead of once per size.
+
+    Example:
+        >>> [bucket_size(n) for n in (1, 16, 17, 129, 1000, 1100)]
+        [16, 16, 32, 144, 1024, 1152]
+    """
+    step = 16 if n <= 128 else 2 ** (int(n - 1).bit_length() - 1) // 8
+    return max(16, -(-n // step) * step)
 
 
 def raise_if_failed(ok, jitter_tries_what: str) -> None:

@@ -66,6 +66,8 @@ class ExactGP(NamedTuple):
         jitter: jitter added to the diagonal, ``[]``, standardised units.
         ok: ``[]`` bool, False if the factorisation failed (NaN results).
         log_marginal_likelihood: ``log p(y)``, ``[]``, nats (density in y's unit).
+        mask: ``[n]`` 1 for data points, 0 for padding rows of ``x`` (which
+            then carry no weight: see ``mask`` of :func:`fit`).
     """
 
     x: Float[Array, "n d"]
@@ -77,16 +79,25 @@ class ExactGP(NamedTuple):
     jitter: Float[Array, ""]
     ok: Bool[Array, ""]
     log_marginal_likelihood: Float[Array, ""]
+    mask: Float[Array, " n"]
 
 
-def _standardised(kernel, hyper, x, y, noise, mean, normalize_y, has_mean):
-    """``(K + Λ/scale² [n, n], standardised y [n], offset, scale)``."""
-    offset, scale = _common.scaling(y, normalize_y, mean if has_mean else None)
-    yn = (y - offset) / scale
-    return kernel(hyper, x) + jnp.diag(noise / scale**2), yn, offset, scale
+def _standardised(kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w):
+    """``(K + Λ/scale² [n, n], standardised y [n], offset, scale)``.
+
+    Padding rows (``w = 0``) become an identity block with ``y = 0``: they
+    leave the solve, the quadratic form and the log-determinant unchanged.
+    """
+    offset, scale = _common.scaling(y, normalize_y, mean if has_mean else None, w)
+    yn = w * (y - offset) / scale
+    k = kernel(hyper, x) + jnp.diag(noise / scale**2)
+    k = k * (w[:, None] * w[None, :]) + jnp.diag(1.0 - w)
+    return k, yn, offset, scale
 
 
-def _log_marginal_likelihood(kernel, hyper, x, y, noise, mean, normalize_y, has_mean):
+def _log_marginal_likelihood(
+    kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w
+):
     """``log p(y)`` in nats, as ``_fit`` computes it.
 
     Differentiates by the closed form of
@@ -94,9 +105,9 @@ def _log_marginal_likelihood(kernel, hyper, x, y, noise, mean, normalize_y, has_
     differentiating through ``_fit``'s factorisation.
     """
     k, yn, _, scale = _standardised(
-        kernel, hyper, x, y, noise, mean, normalize_y, has_mean
+        kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w
     )
-    n = y.shape[0]
+    n = jnp.sum(w)
     return (
         _common.gaussian_log_density(k, yn)
         - 0.5 * n * math.log(2.0 * math.pi)
@@ -105,20 +116,20 @@ def _log_marginal_likelihood(kernel, hyper, x, y, noise, mean, normalize_y, has_
 
 
 @functools.partial(jax.jit, static_argnames=("kernel", "normalize_y", "has_mean"))
-def _fit(kernel, hyper, x, y, noise, mean, normalize_y, has_mean):
+def _fit(kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w):
     k, yn, offset, scale = _standardised(
-        kernel, hyper, x, y, noise, mean, normalize_y, has_mean
+        kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w
     )
     chol, jitter, ok = _common.jittered_cholesky(k)
     alpha = cho_solve((chol, True), yn)
-    n = y.shape[0]
+    n = jnp.sum(w)
     lml = (
         -0.5 * jnp.dot(yn, alpha)
         - jnp.sum(jnp.log(jnp.diag(chol)))
         - 0.5 * n * math.log(2.0 * math.pi)
         - n * jnp.log(scale)
     )
-    return ExactGP(x, alpha, chol, offset, scale, hyper, jitter, ok, lml)
+    return ExactGP(x, alpha, chol, offset, scale, hyper, jitter, ok, lml, w)
 
 
 def fit(
@@ -130,6 +141,7 @@ def fit(
     *,
     normalize_y: bool = False,
     mean=None,
+    mask=None,
 ) -> ExactGP:
     """Condition a GP with fixed hyperparameters on data (float64 Cholesky).
 
@@ -141,6 +153,10 @@ def fit(
         noise: noise variance, scalar or ``[n]`` (per point), unit of y squared.
         normalize_y: standardise y (sample mean and std) before fitting.
         mean: constant prior mean in the unit of y (overrides the sample mean).
+        mask: ``[n]`` 1 for data points, 0 for padding rows (any finite
+            values), which then change nothing: pad growing data sets to a few
+            sizes (:func:`mldiff.gp.bucket_size`) to compile once per
+            size. Default: all data.
 
     Returns:
         the fitted :class:`ExactGP`.
@@ -168,6 +184,7 @@ def fit(
         0.0 if mean is None else mean,
         normalize_y,
         mean is not None,
+        _common.check_mask(mask, y),
     )
     _common.raise_if_failed(state.ok, "the training covariance K + noise")
     return state
@@ -203,7 +220,7 @@ def predict(kernel: Kernel, state: ExactGP, xs: ArrayLike, *, full_cov: bool = F
 
 @functools.partial(jax.jit, static_argnames=("kernel", "full_cov"))
 def _predict(kernel, state, xs, full_cov):
-    ks = kernel(state.hyper, state.x, xs)  # [n, s]
+    ks = kernel(state.hyper, state.x, xs) * state.mask[:, None]  # [n, s]
     mean = ks.T @ state.alpha * state.scale + state.offset
     v = solve_triangular(state.chol, ks, lower=True)  # [n, s]
     if full_cov:
@@ -222,6 +239,7 @@ def log_marginal_likelihood(
     *,
     normalize_y: bool = False,
     mean=None,
+    mask=None,
 ) -> Float[Array, ""]:
     """``log p(y | x, hyper)`` in nats, the density of y in its own unit.
 
@@ -233,6 +251,7 @@ def log_marginal_likelihood(
         noise: noise variance, scalar or ``[n]``, unit of y squared.
         normalize_y: as in :func:`fit`.
         mean: as in :func:`fit`.
+        mask: as in :func:`fit`.
 
     Returns:
         scalar log marginal likelihood (differentiable in ``hyper``, ``x``, ``y``).
@@ -258,6 +277,7 @@ def log_marginal_likelihood(
         0.0 if mean is None else mean,
         normalize_y,
         mean is not None,
+        _common.check_mask(mask, y),
     )
     _common.raise_if_failed(jnp.isfinite(lml), "the training covariance K + noise")
     return lml
@@ -281,6 +301,7 @@ def fit_hyperparameters(
     max_steps: int = 200,
     normalize_y: bool = False,
     mean=None,
+    mask=None,
 ):
     """Maximise the log marginal likelihood over the hyperparameters (optax).
 
@@ -300,6 +321,7 @@ def fit_hyperparameters(
         max_steps: iterations per start.
         normalize_y: as in :func:`fit`.
         mean: as in :func:`fit`.
+        mask: as in :func:`fit`.
 
     Returns:
         ``(hyper, log_marginal_likelihood [])`` of the best start.
@@ -315,6 +337,7 @@ def fit_hyperparameters(
         1.0
     """
     x, y, noise = _common.check_inputs(x, y, noise)
+    w = _common.check_mask(mask, y)
     starts = _optimize.random_starts(key, hyper0, n_restarts)
     best, loss, _ = _minimize(
         kernel,
@@ -327,8 +350,9 @@ def fit_hyperparameters(
         mean is not None,
         optimizer,
         max_steps,
+        w,
     )
-    return best, -loss * y.shape[0]
+    return best, -loss * jnp.sum(w)
 
 
 @functools.partial(
@@ -336,13 +360,13 @@ def fit_hyperparameters(
     static_argnames=("kernel", "normalize_y", "has_mean", "optimizer", "max_steps"),
 )
 def _minimize(
-    kernel, starts, x, y, noise, mean, normalize_y, has_mean, optimizer, max_steps
+    kernel, starts, x, y, noise, mean, normalize_y, has_mean, optimizer, max_steps, w
 ):
-    n = y.shape[0]
+    n = jnp.sum(w)
 
     def loss(hyper):
         lml = _log_marginal_likelihood(
-            kernel, hyper, x, y, noise, mean, normalize_y, has_mean
+            kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w
         )
         return -lml / n
 

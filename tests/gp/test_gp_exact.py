@@ -254,3 +254,40 @@ def test_kernels_built_alike_share_one_compiled_program(rng):
         return kernels.Kernel(dict, k1.apply, k1.diag, k1.natural, "custom")
 
     assert custom() != custom()
+
+
+def test_padding_changes_nothing_and_buckets_compile_once(rng):
+    # reference: the unpadded GP (itself checked against scikit-learn above)
+    from mldiff.gp import GaussianProcess, _exact, bucket_size
+
+    x, y, xs = _data(rng, n=21)
+    k = kernels.rbf([1.0, 1.0]) + kernels.white(0.1)
+    plain = GaussianProcess(k).fit(x, y)
+    padded = GaussianProcess(k, bucket=True).fit(x, y)
+    assert padded.state_.x.shape[0] == bucket_size(21) == 32
+    for a, b in zip(jax.tree.leaves(plain.hyper_), jax.tree.leaves(padded.hyper_),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    for a, b in zip(plain.predict(xs), padded.predict(xs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        plain.log_marginal_likelihood(), padded.log_marginal_likelihood(), rtol=1e-8
+    )
+    # at equal hyperparameters the padded fit is the same computation
+    h = plain.hyper_
+    s0 = fit(k, h, x, y, normalize_y=True)
+    xp = np.concatenate([x, rng.normal(size=(11, 2))])  # any finite padding
+    yp = np.concatenate([y, rng.normal(size=11)])
+    mask = np.arange(32) < 21
+    s1 = fit(k, h, xp, yp, normalize_y=True, mask=mask)
+    np.testing.assert_allclose(s0.log_marginal_likelihood, s1.log_marginal_likelihood,
+                               rtol=1e-12)
+    for a, b in zip(predict(k, s0, xs), predict(k, s1, xs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # growing data within one bucket: no new compilation
+    before = _exact._fit._cache_size()
+    for n in (17, 19, 23, 29):
+        GaussianProcess(k, bucket=True, optimizer=None).fit(x[:n], y[:n])
+    assert _exact._fit._cache_size() - before <= 1
+    with pytest.raises(MldiffError, match="mask"):
+        fit(k, h, x, y, mask=np.full(21, 0.5))
