@@ -7,12 +7,15 @@ only when asked for (the "oracle" is the lookup); a model with
 as an ensemble — is refitted after every batch. Each round records test
 metrics, so the result is a learning curve::
 
-    curve = run_pool(lambda: GaussianProcess(kernel), x, y,
+    curve = run_pool(lambda: GaussianProcess(kernel, bucket=True), x, y,
                      x_test=xt, y_test=yt, n_initial=20, batch_size=10,
                      n_rounds=20, acquisition="max_variance", seed=0)
     curve["n_labels"], curve["mae"]
 
-The acquisition vocabulary is that of :mod:`mldiff.active.acquisition`.
+Each new training-set size compiles the GP once per process (shared by all
+seeds and acquisitions); with small batches, ``bucket=True`` pads the refits
+to a few sizes so that several rounds share one program. The acquisition
+vocabulary is that of :mod:`mldiff.active.acquisition`.
 """
 
 from collections.abc import Callable
