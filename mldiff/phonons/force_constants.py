@@ -260,6 +260,32 @@ def _matcher(frac, sites, n_translations, symprec_frac):
     return match
 
 
+def _space_group(structure, symprec: float, what: str):
+    """``(lattice, frac, spglib dataset, match)`` of a periodic structure."""
+    import spglib
+
+    if not all(structure.pbc):
+        raise StructureError(
+            f"{what} needs a cell periodic in 3 directions, got pbc={structure.pbc}"
+        )
+    lattice = np.asarray(structure.cell, np.float64)
+    pos = np.asarray(structure.positions, np.float64)
+    frac = np.linalg.solve(lattice.T, pos.T).T
+    numbers = np.asarray(structure.numbers)
+    sym = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec)
+    if sym is None:
+        raise StructureError("spglib found no symmetry operations; check the cell")
+    rots = np.asarray(sym.rotations)
+    n_translations = int(np.sum(np.all(rots == np.eye(3, dtype=int), axis=(1, 2))))
+    match = _matcher(
+        frac,
+        np.asarray(sym.mapping_to_primitive),
+        n_translations,
+        symprec / np.min(np.linalg.norm(lattice, axis=1)),
+    )
+    return lattice, frac, sym, match
+
+
 def site_symmetry(structure, *, symprec: float = 1e-5) -> SiteSymmetry:
     """Space-group site mapping of a periodic supercell, from spglib (host side).
 
@@ -278,32 +304,12 @@ def site_symmetry(structure, *, symprec: float = 1e-5) -> SiteSymmetry:
         >>> site_symmetry(s).independent.tolist()
         [0]
     """
-    import spglib
-
-    if not all(structure.pbc):
-        raise StructureError(
-            "site_symmetry needs a cell periodic in 3 directions, "
-            f"got pbc={structure.pbc}"
-        )
-    lattice = np.asarray(structure.cell, np.float64)
-    pos = np.asarray(structure.positions, np.float64)
-    frac = np.linalg.solve(lattice.T, pos.T).T
-    numbers = np.asarray(structure.numbers)
-    n = len(numbers)
-    sym = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec)
-    if sym is None:
-        raise StructureError("spglib found no symmetry operations; check the cell")
+    lattice, frac, sym, match = _space_group(structure, symprec, "site_symmetry")
+    n = len(frac)
     rots, trans = np.asarray(sym.rotations), np.asarray(sym.translations)
     equiv = np.asarray(sym.equivalent_atoms)
     independent = np.unique(equiv)
     of = np.searchsorted(independent, equiv)
-    n_translations = int(np.sum(np.all(rots == np.eye(3, dtype=int), axis=(1, 2))))
-    match = _matcher(
-        frac,
-        np.asarray(sym.mapping_to_primitive),
-        n_translations,
-        symprec / np.min(np.linalg.norm(lattice, axis=1)),
-    )
     # pick, for each atom, the first operation that maps its representative onto it
     chosen = -np.ones(n, dtype=int)
     rep_images = np.einsum("oab,kb->oka", rots, frac[independent]) + trans[:, None, :]
@@ -361,23 +367,9 @@ def stabilizers(structure, atoms, *, symprec: float = 1e-5) -> list:
         >>> [len(r) for r, _ in stabilizers(s, [0])]  # point group -43m
         [24]
     """
-    import spglib
-
-    lattice = np.asarray(structure.cell, np.float64)
-    frac = np.linalg.solve(lattice.T, np.asarray(structure.positions, np.float64).T).T
-    numbers = np.asarray(structure.numbers)
-    n = len(numbers)
-    sym = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec)
-    if sym is None:
-        raise StructureError("spglib found no symmetry operations; check the cell")
+    lattice, frac, sym, match = _space_group(structure, symprec, "stabilizers")
+    n = len(frac)
     rots, trans = np.asarray(sym.rotations), np.asarray(sym.translations)
-    n_translations = int(np.sum(np.all(rots == np.eye(3, dtype=int), axis=(1, 2))))
-    match = _matcher(
-        frac,
-        np.asarray(sym.mapping_to_primitive),
-        n_translations,
-        symprec / np.min(np.linalg.norm(lattice, axis=1)),
-    )
     inv_lt = np.linalg.inv(lattice.T)
     out = []
     for i in np.asarray(atoms):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from tiny_models import TINY_NEQUIP
 
 from mldiff import neighbors
 from mldiff.data import batches, label, make_buckets
@@ -14,14 +15,7 @@ from mldiff.errors import ConfigError
 from mldiff.training import TrainConfig, checkpoint, load, losses, train
 from mldiff.training.normalization import fit_atomic_energies, force_rms
 
-TINY = {
-    "num_layers": 1,
-    "features": 4,
-    "l_max": 1,
-    "radial_mlp": [8],
-    "cutoff": 3.0,
-    "num_basis": 4,
-}
+TINY = TINY_NEQUIP
 
 
 def _emt_items(n, seed=0, repeat=(1, 1, 1)):
