@@ -259,10 +259,9 @@ def _predict_chunk(predict_fn, params, ds, buckets, config, mesh, dtype) -> dict
         )
         if not np.all(np.isfinite(e[: len(index)])):
             raise ScreeningError(
-                "the potential gave a non-finite energy in a padded batch (e.g. "
-                "EMT reads NaN parameters for the Z = 0 padding atoms); screen "
-                "with a padding-safe potential (learned models, lj, morse) or "
-                "check the structures for overlapping atoms"
+                "the potential gave a non-finite energy in a batch; check the "
+                "structures for overlapping atoms or unsupported elements, and "
+                "that the potential gives Z = 0 padding atoms no energy"
             )
         for slot, k in enumerate(index):
             energy[k] = e[slot]
@@ -357,8 +356,8 @@ def screen(
     Raises:
         ConfigError: bad settings, a batch size that does not divide over the
             mesh, or an output directory written for other inputs or settings.
-        ScreeningError: a non-finite energy (a potential that is not safe for
-            padded batches, such as EMT).
+        ScreeningError: a non-finite energy (overlapping atoms, an element the
+            potential lacks, or a potential not safe for Z = 0 padding atoms).
     """
     from tqdm.auto import tqdm
 

@@ -290,12 +290,36 @@ def test_relaxations_and_phonons_match_direct_calls(morse, tmp_path):
         np.testing.assert_allclose(got["frequencies_thz"][k][0, :3], 0.0, atol=1e-4)
 
 
-def test_padding_unsafe_potential_is_reported(tmp_path, twenty):
-    # EMT reads NaN parameters for the Z = 0 padding atoms: never a silent NaN
+def test_emt_is_padding_safe_and_agrees_with_ase(tmp_path, twenty):
+    # reference: ASE's EMT on each structure; the batches pad with Z = 0 ghosts
+    from ase.calculators.emt import EMT
+
     pot = potentials.get("emt")
+    config = screening.ScreenConfig(batch_size=4, n_buckets=2)
+    screening.screen(pot, pot.init(None, twenty[0]), twenty[:7], tmp_path, config)
+    got = screening.read_results(tmp_path)
+    for k in range(7):
+        atoms = twenty[k].to_ase()
+        atoms.calc = EMT()
+        assert got["energy_ev"][k] == pytest.approx(
+            atoms.get_potential_energy(), abs=1e-9
+        )
+        np.testing.assert_allclose(
+            got["forces_ev_per_angstrom"][k], atoms.get_forces(), atol=1e-9
+        )
+
+
+def test_non_finite_energy_is_reported(tmp_path, twenty):
+    # a potential that returns NaN: never a silent NaN in the results
+    import jax.numpy as jnp
+
+    lj = potentials.get("lj")
+    bad = potentials.Potential(
+        lj.init, lambda p, s, g: jnp.nan * lj.energy(p, s, g), lj.cutoff, None, "nan"
+    )
     with jax.debug_nans(False):
-        with pytest.raises(screening.ScreeningError, match="padding"):
-            screening.screen(pot, pot.init(None, twenty[0]), twenty[:3], tmp_path)
+        with pytest.raises(screening.ScreeningError, match="non-finite"):
+            screening.screen(bad, bad.init(None, twenty[0]), twenty[:3], tmp_path)
 
 
 def test_config_is_checked():

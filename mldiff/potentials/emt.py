@@ -235,7 +235,8 @@ def emt(
             (Al, Cu, Ag, Au, Ni, Pd, Pt and ASE's toy H, C, N, O); default all.
             Atoms of other elements give a NaN energy inside ``jit``; check
             structures first with :func:`mldiff.potentials.check_species` (``init``
-            does so when given a structure).
+            does so when given a structure). Ghost atoms (Z = 0, the padding
+            of batched structures) contribute exactly nothing.
         asap_cutoff: ASE's ``asap_cutoff`` option: take the cutoff from the
             largest of ``species`` (ASE: of the elements present) and cut the
             neighbor list at ``1.045 rc``. Default ``False``, ASE's default: the
@@ -286,8 +287,11 @@ def emt(
         per_element = dict(params)
         per_element["inv12gamma1"] = 1.0 / (12.0 * gamma1)
         per_element["neghalfv0overgamma2"] = -0.5 * params["V0"] / gamma2
-        # per atom, [n]; unsupported elements read NaN
+        # per atom, [n]; unsupported elements read NaN; ghost atoms (Z = 0,
+        # padding) read the first element's values and are masked out below
+        ghost = structure.numbers == 0
         row = jnp.asarray(index).at[structure.numbers].get(mode="fill", fill_value=k)
+        row = jnp.where(ghost, 0, row)
         p = {
             name: v.at[row].get(mode="fill", fill_value=jnp.nan)
             for name, v in per_element.items()
@@ -299,6 +303,7 @@ def emt(
         ok = graph.mask & (r2 > 0)
         r = jnp.sqrt(jnp.where(ok, r2, 1.0))
         inside = ok & (r < rc_list)  # ASE's hard neighbor-list cut
+        inside = inside & ~ghost[i] & ~ghost[j]
         r = jnp.where(inside, r, rc_list)  # outside: finite, masked below
         w = 1.0 / (1.0 + jnp.exp(acut * (r - rc)))
         chi = p["n0"][j] / p["n0"][i]
@@ -319,7 +324,7 @@ def emt(
         # ASE gives atom i half of (i's term on edge i->j + j's term on edge j->i);
         # over a two-way graph the total is the sum of i's terms on all edges.
         pair = jnp.where(inside, p["neghalfv0overgamma2"][i] * dsigma2, 0.0)
-        return jnp.sum(e_c - p["E0"]) + jnp.sum(pair)
+        return jnp.sum(jnp.where(ghost, 0.0, e_c - p["E0"])) + jnp.sum(pair)
 
     pot = Potential(init, energy, rc_list, numbers, "emt")
     return pot
