@@ -5,11 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase.build import bulk
-from ase.calculators.emt import EMT
-from tiny_models import TINY_NEQUIP
+from tiny_models import TINY_NEQUIP, emt_items
 
 from mldiff import ensemble, neighbors, phonons, quantities
-from mldiff.data import Dataset, batches, label, make_batch, make_buckets
+from mldiff.data import Dataset, batches, make_batch, make_buckets
 from mldiff.errors import ConfigError
 from mldiff.potentials.nequip import NequIPConfig, nequip, nequip_atomic_energies
 from mldiff.structure import Structure
@@ -18,19 +17,6 @@ from mldiff.training import TrainConfig, checkpoint, loop, losses
 TINY = TINY_NEQUIP
 K = 3
 TIGHT = dict(rtol=1e-10, atol=1e-12)  # float64, same arithmetic up to reordering
-
-
-def _emt_items(n, seed=0, a=3.6):
-    """Rattled fcc Cu (every third with one Au) labelled by ASE's EMT."""
-    rng = np.random.default_rng(seed)
-    structures = []
-    for k in range(n):
-        atoms = bulk("Cu", "fcc", a=a + 0.05 * rng.standard_normal(), cubic=True)
-        if k % 3 == 1:
-            atoms.numbers[0] = 79
-        atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
-        structures.append(atoms)
-    return label(structures, EMT(), progress=False)
 
 
 def _config(**kw):
@@ -81,7 +67,7 @@ def committee_fn(model):
 
 @pytest.fixture(scope="module")
 def data():
-    items = _emt_items(12, seed=2)
+    items = emt_items(12, seed=2, au_every=3)
     return items[:8], items[8:]
 
 
@@ -390,8 +376,9 @@ def test_disagreement_grows_out_of_distribution(data, full_run):
     _, result = full_run
     pot, params = result.ensemble
     fn = jax.jit(ensemble.committee(pot.energy))
-    val = [it.structure for it in data[1]] + [it.structure for it in _emt_items(4, 9)]
-    ood = [it.structure for it in _emt_items(8, seed=11, a=2.85)]
+    extra = emt_items(4, 9, au_every=3)
+    val = [it.structure for it in data[1]] + [it.structure for it in extra]
+    ood = [it.structure for it in emt_items(8, seed=11, a=2.85, au_every=3)]
 
     def scores(structures):
         graphs = [neighbors.allocate(s, pot.cutoff, capacity=128) for s in structures]

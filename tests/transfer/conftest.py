@@ -4,10 +4,8 @@ import jax
 import numpy as np
 import pytest
 from ase.build import bulk
-from ase.calculators.emt import EMT
-from tiny_models import TINY_NEQUIP
+from tiny_models import TINY_NEQUIP, emt_items
 
-from mldiff.data import label
 from mldiff.potentials.nequip import NequIPConfig, nequip
 from mldiff.structure import Structure
 from mldiff.training import checkpoint
@@ -16,19 +14,6 @@ from mldiff.training.models import ModelSpec
 # two interaction blocks, so one can be frozen
 TINY = {**TINY_NEQUIP, "num_layers": 2}
 SPECIES = (29, 79)
-
-
-def emt_items(n, seed=0, a=3.6):
-    """Rattled fcc Cu cells (every second with one Au), labelled by ASE's EMT."""
-    rng = np.random.default_rng(seed)
-    structures = []
-    for k in range(n):
-        atoms = bulk("Cu", "fcc", a=a + 0.05 * rng.standard_normal(), cubic=True)
-        if k % 2 == 1:
-            atoms.numbers[0] = 79
-        atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
-        structures.append(atoms)
-    return label(structures, EMT(), progress=False)
 
 
 @pytest.fixture(scope="session")
