@@ -82,6 +82,17 @@ class ExactGP(NamedTuple):
     mask: Float[Array, " n"]
 
 
+def _checked(x, y, noise, normalize_y: bool, mean, mask) -> tuple:
+    """``(x, y, noise, mean, normalize_y, has_mean, w)``, checked.
+
+    The data arguments of ``_fit``, ``_log_marginal_likelihood`` and
+    ``_minimize``, in their order.
+    """
+    x, y, noise = _common.check_inputs(x, y, noise)
+    w = _common.check_mask(mask, y)
+    return x, y, noise, 0.0 if mean is None else mean, normalize_y, mean is not None, w
+
+
 def _standardised(kernel, hyper, x, y, noise, mean, normalize_y, has_mean, w):
     """``(K + Λ/scale² [n, n], standardised y [n], offset, scale)``.
 
@@ -174,18 +185,7 @@ def fit(
         >>> round(float(s.alpha[0]), 12)
         0.5
     """
-    x, y, noise = _common.check_inputs(x, y, noise)
-    state = _fit(
-        kernel,
-        hyper,
-        x,
-        y,
-        noise,
-        0.0 if mean is None else mean,
-        normalize_y,
-        mean is not None,
-        _common.check_mask(mask, y),
-    )
+    state = _fit(kernel, hyper, *_checked(x, y, noise, normalize_y, mean, mask))
     _common.raise_if_failed(state.ok, "the training covariance K + noise")
     return state
 
@@ -267,17 +267,8 @@ def log_marginal_likelihood(
         >>> round(float(lml), 6)  # log N(0 | 0, 1)
         -0.918939
     """
-    x, y, noise = _common.check_inputs(x, y, noise)
     lml = _jit_log_marginal_likelihood(
-        kernel,
-        hyper,
-        x,
-        y,
-        noise,
-        0.0 if mean is None else mean,
-        normalize_y,
-        mean is not None,
-        _common.check_mask(mask, y),
+        kernel, hyper, *_checked(x, y, noise, normalize_y, mean, mask)
     )
     _common.raise_if_failed(jnp.isfinite(lml), "the training covariance K + noise")
     return lml
@@ -336,23 +327,10 @@ def fit_hyperparameters(
         >>> round(float(kernels.to_natural(h["log_variance"])), 4)  # ML variance
         1.0
     """
-    x, y, noise = _common.check_inputs(x, y, noise)
-    w = _common.check_mask(mask, y)
+    data = _checked(x, y, noise, normalize_y, mean, mask)
     starts = _optimize.random_starts(key, hyper0, n_restarts)
-    best, loss, _ = _minimize(
-        kernel,
-        starts,
-        x,
-        y,
-        noise,
-        0.0 if mean is None else mean,
-        normalize_y,
-        mean is not None,
-        optimizer,
-        max_steps,
-        w,
-    )
-    return best, -loss * jnp.sum(w)
+    best, loss, _ = _minimize(kernel, starts, *data, optimizer, max_steps)
+    return best, -loss * jnp.sum(data[-1])
 
 
 @functools.partial(
@@ -360,7 +338,7 @@ def fit_hyperparameters(
     static_argnames=("kernel", "normalize_y", "has_mean", "optimizer", "max_steps"),
 )
 def _minimize(
-    kernel, starts, x, y, noise, mean, normalize_y, has_mean, optimizer, max_steps, w
+    kernel, starts, x, y, noise, mean, normalize_y, has_mean, w, optimizer, max_steps
 ):
     n = jnp.sum(w)
 
