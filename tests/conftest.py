@@ -1,8 +1,18 @@
 """Shared test setup: float64, NaN debugging, strict promotion, reference systems."""
 
 import itertools
+import os
 
-import jax
+# One BLAS thread per process. ``pytest -n 2`` already fills both cores, and
+# OpenBLAS threads competing with XLA's made ASE's small scipy solves (its cell
+# filter in notebook 01) 10-30x slower. The variable reaches the subprocesses
+# (notebook kernels, CLI runs); threadpoolctl limits this, already loaded, one.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_debug_nans", True)
