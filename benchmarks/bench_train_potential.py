@@ -33,8 +33,9 @@ Steps, each reported with its wall time:
 4. **NVE MD** (velocity Verlet, 1 fs) with the trained model cast to float64:
    108-atom Cu (3×3×3 cubic cell; for ``si`` the 64-atom diamond cell) at
    300 K: the ideal lattice with 600 K Maxwell–Boltzmann momenta, which
-   equipartition brings to a mean temperature near 300 K (reported). ``nve_drift_mev_per_atom`` is
-   max |E_tot(t) − E_tot(0)| / n over the run, sampled every 10 steps.
+   equipartition brings to a mean temperature near 300 K (reported).
+   ``nve_drift_mev_per_atom`` is max |E_tot(t) − E_tot(0)| / n over the run,
+   sampled every 10 steps.
 
 Prints one JSON line: system, model, split sizes, wall times, epochs, test
 metrics (meV/atom, meV/Å, GPa), the issue's targets (energy MAE ≤ 2 meV/atom,

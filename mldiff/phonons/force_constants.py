@@ -310,14 +310,9 @@ def site_symmetry(structure, *, symprec: float = 1e-5) -> SiteSymmetry:
     equiv = np.asarray(sym.equivalent_atoms)
     independent = np.unique(equiv)
     of = np.searchsorted(independent, equiv)
-    # pick, for each atom, the first operation that maps its representative onto it
-    chosen = -np.ones(n, dtype=int)
     rep_images = np.einsum("oab,kb->oka", rots, frac[independent]) + trans[:, None, :]
-    hits = match(rep_images)  # [ops, k]
-    for s in range(len(independent)):
-        atoms, first = np.unique(hits[:, s], return_index=True)
-        ok = (atoms >= 0) & (of[np.maximum(atoms, 0)] == s)
-        chosen[atoms[ok]] = first[ok]
+    hits = match(rep_images)  # [ops, k]: where each operation sends each representative
+    chosen = _fewest_rotations(rots, hits, of)
     if np.any(chosen < 0):
         raise StructureError(
             f"no symmetry operation maps atoms {np.flatnonzero(chosen < 0)[:10]} onto "
@@ -341,6 +336,39 @@ def site_symmetry(structure, *, symprec: float = 1e-5) -> SiteSymmetry:
         rotations=rotations,
         inverse_permutations=inverse_permutations,
     )
+
+
+def _fewest_rotations(rots, hits, of) -> np.ndarray:
+    """For each atom, an operation sending its representative onto it.
+
+    Greedy cover: operations are grouped by rotation, and the rotation that
+    reaches the most atoms still unassigned is taken first (ties: the
+    identity, then spglib's order), so few distinct rotations are used (diamond
+    Si: 2 instead of up to 48). Rebuilding force constants by symmetry then
+    rotates only a few rows and permutes the rest. ``-1`` where no operation
+    reaches an atom.
+    """
+    n_ops = len(rots)
+    groups, rot_id = np.unique(rots.reshape(n_ops, -1), axis=0, return_inverse=True)
+    rot_id = rot_id.ravel()
+    identity = np.all(groups == np.eye(3, dtype=groups.dtype).ravel(), axis=1)
+    n = len(of)
+    chosen = -np.ones(n, dtype=int)
+    for s in range(hits.shape[1]):
+        ops = np.flatnonzero(hits[:, s] >= 0)
+        ops = ops[of[hits[ops, s]] == s]
+        first = np.full((len(groups), n), n_ops)  # first op per (rotation, atom)
+        np.minimum.at(first, (rot_id[ops], hits[ops, s]), ops)
+        todo = of == s
+        while todo.any():
+            gain = np.sum((first < n_ops) & todo, axis=1)
+            if gain.max() == 0:
+                break
+            r = np.lexsort((np.arange(len(groups)), ~identity, -gain))[0]
+            take = todo & (first[r] < n_ops)
+            chosen[take] = first[r, take]
+            todo &= ~take
+    return chosen
 
 
 def stabilizers(structure, atoms, *, symprec: float = 1e-5) -> list:

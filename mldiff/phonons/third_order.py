@@ -12,7 +12,9 @@ for each only one partner ``j`` per orbit of its site-symmetry group
 (:func:`partner_orbits`) within ``cutoff`` (when given); the rest is rebuilt
 with the space-group operations,
 ``Φ(g i, g j, g k) = (R ⊗ R ⊗ R) Φ(i, j, k)`` (phono3py's
-``distribute_fc3``).
+``distribute_fc3``, :func:`distribute`). Only a few rows are rotated (one per
+distinct rotation); the full tensor is written once, by a permutation gather
+fused with the translational-invariance correction.
 
 :func:`symmetrize` projects onto tensors that are symmetric under any exchange
 of the three ``(atom, direction)`` indices and obey translational invariance
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE = 32  # third-derivative products evaluated together
-DISTRIBUTE_BATCH = 8  # atoms rebuilt together by symmetry (memory: 8 rows of fc3)
 
 
 def third_order_rows(energy_fn, *, chunk_size: int = DEFAULT_CHUNK_SIZE):
@@ -163,25 +164,57 @@ def distribute(
     """Rebuild all third-order force constants from independent-atom rows.
 
     ``Φ(i, j, l) = (R_i ⊗ R_i ⊗ R_i) Φ(i₀, σ_i⁻¹ j, σ_i⁻¹ l)`` where the
-    operation ``(R_i, σ_i)`` sends the representative ``i₀`` to ``i``.
+    operation ``(R_i, σ_i)`` sends the representative ``i₀`` to ``i``
+    (phono3py's ``distribute_fc3``). Each distinct ``(i₀, R)`` row is rotated
+    once (:func:`~mldiff.phonons.force_constants.site_symmetry` picks few
+    rotations), then every atom's block is a permutation of one of them.
 
     Args:
         rows: ``[k, 3, n, 3, n, 3]`` rows of the independent atoms, eV/Å³.
         symmetry: the supercell's
-            :class:`~mldiff.phonons.force_constants.SiteSymmetry`.
+            :class:`~mldiff.phonons.force_constants.SiteSymmetry` (concrete).
 
     Returns:
         ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³.
     """
-    rot = jnp.asarray(symmetry.rotations, rows.dtype)  # [n, 3, 3]
-    inv = jnp.asarray(symmetry.inverse_permutations)  # [n, n]
+    group, group_of, group_rotation, inverse = _rotation_groups(symmetry, rows.shape[4])
+    rotated = _rotate(rows, jnp.asarray(group_of), jnp.asarray(group_rotation))
+    return _permute(rotated, jnp.asarray(group), jnp.asarray(inverse))
 
-    def one(of, r, perm):
-        src = rows[of][:, perm][:, :, :, perm]  # [3, n, 3, n, 3]
-        return jnp.einsum("ad,be,cf,djekf->ajbkc", r, r, r, src)
 
-    atoms = (jnp.asarray(symmetry.of), rot, inv)
-    return jax.lax.map(lambda x: one(*x), atoms, batch_size=DISTRIBUTE_BATCH)
+def _rotation_groups(symmetry, n: int):
+    """Atoms grouped by (representative, rotation) of their chosen operation.
+
+    Returns ``(group [n], group_of [U], group_rotation [U, 3, 3],
+    inverse [n, n])``: the rows of the ``U`` groups are rotated once, and every
+    atom's block is then only a permutation of its group's (host side).
+    """
+    if symmetry is None:
+        eye = np.broadcast_to(np.eye(3), (n, 3, 3))
+        return np.arange(n), np.arange(n), eye, np.broadcast_to(np.arange(n), (n, n))
+    key = np.concatenate(
+        [symmetry.of[:, None], np.round(symmetry.rotations.reshape(n, 9), 8)], axis=1
+    )
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return (
+        group.ravel(),
+        symmetry.of[first],
+        symmetry.rotations[first],
+        symmetry.inverse_permutations,
+    )
+
+
+def _rotate(rows, group_of, group_rotation):
+    """``[U, 3, n, 3, n, 3]``: ``(R ⊗ R ⊗ R)`` applied to each group's row."""
+    r = group_rotation.astype(rows.dtype)
+    return jnp.einsum("uad,ube,ucf,udjekf->uajbkc", r, r, r, rows[group_of])
+
+
+def _permute(rotated, group, inverse):
+    """``[n, 3, n, 3, n, 3]``: block ``i`` is its group's row, permuted by ``σ_i⁻¹``."""
+    g = group[:, None, None]
+    out = rotated[g, :, inverse[:, :, None], :, inverse[:, None, :], :]  # [n,n,n,3,3,3]
+    return jnp.transpose(out, (0, 3, 1, 4, 2, 5))
 
 
 def symmetrize(fc3: Float[Array, "n 3 n 3 n 3"]) -> Float[Array, "n 3 n 3 n 3"]:
@@ -300,13 +333,18 @@ def third_order(
         jnp.asarray(atoms),
         jnp.asarray(partners),
     )
+    tri = mask[atoms][:, :, None] & mask[atoms][:, None, :] & mask[:, :][None]
+    group, group_of, group_rotation, atom_inverse = _rotation_groups(symmetry, n)
     return _assemble(
         rows,
         jnp.asarray(slot),
         jnp.asarray(rotation, rows.dtype),
         jnp.asarray(inverse),
-        jnp.asarray(mask),
-        symmetry,
+        jnp.asarray(tri),
+        jnp.asarray(group),
+        jnp.asarray(group_of),
+        jnp.asarray(group_rotation),
+        jnp.asarray(atom_inverse),
         cutoff is not None,
         enforce_invariance,
     )
@@ -393,15 +431,60 @@ def _expand(rows, slot, rotation, inverse):
     return jax.lax.map(one_atom, (rows, slot, rotation, inverse))
 
 
-@functools.partial(jax.jit, static_argnums=(6, 7))
+@functools.partial(jax.jit, static_argnums=(9, 10))
 def _assemble(
-    rows, slot, rotation, inverse, mask, symmetry, use_mask, enforce_invariance
+    rows,
+    slot,
+    rotation,
+    inverse,
+    tri,
+    group,
+    group_of,
+    group_rotation,
+    atom_inverse,
+    use_mask,
+    enforce_invariance,
 ):
-    full = _expand(rows, slot, rotation, inverse)
-    fc3 = full if symmetry is None else distribute(full, symmetry)
+    """The full ``[n, 3, n, 3, n, 3]`` fc3 in one pass over its elements.
+
+    Everything that costs more than a permutation happens on the rows of the
+    independent atoms: their partners are expanded (:func:`_expand`), the
+    cutoff mask ``tri`` (``[k, n, n]``, that row's triplets) applied, and each
+    row rotated once per rotation group. The translational-invariance
+    projection ``(1 - M₀)(1 - M₂)(1 - M₄)`` (:func:`translational_invariance`)
+    needs the means over each atom index: those over ``j`` and ``l`` follow
+    from the rows (means commute with permuting ``j`` and ``l``), and the mean
+    over ``i`` equals the mean over ``j`` with the first two index pairs
+    exchanged, by the index-permutation symmetry of a third derivative (exact
+    to rounding, and kept by the symmetric mask). The result is then
+    ``Φ(i, j, l) = (R ⊗ R ⊗ R) Φ(i₀, σ⁻¹ j, σ⁻¹ l)`` minus the broadcast means,
+    one fused gather.
+    """
+    full = _expand(rows, slot, rotation, inverse)  # [k, 3, n, 3, n, 3]
     if use_mask:
-        tri = (
-            mask[:, :, None] & mask[:, None, :] & mask[None, :, :]
-        )  # [n, n, n]: all three pairs within the cutoff
-        fc3 = jnp.where(tri[:, None, :, None, :, None], fc3, 0.0)
-    return translational_invariance(fc3) if enforce_invariance else fc3
+        full = jnp.where(tri[:, None, :, None, :, None], full, 0.0)
+    y = _rotate(full, group_of, group_rotation)  # [U, 3, n, 3, n, 3]
+    inv = atom_inverse
+    out = _permute(y, group, inv)
+    if not enforce_invariance:
+        return out
+    gi = group[:, None]
+    m2 = jnp.mean(y, axis=2)[gi, :, :, inv, :]  # [n, n(l), 3, 3, 3]: (i, l, a, b, c)
+    m2 = jnp.transpose(m2, (0, 2, 3, 1, 4))  # (i, a, b, l, c)
+    m4 = jnp.mean(y, axis=4)[gi, :, inv, :, :]  # (i, j, a, b, c)
+    m4 = jnp.transpose(m4, (0, 2, 1, 3, 4))  # (i, a, j, b, c)
+    m24 = jnp.mean(y, axis=(2, 4))[group]  # (i, a, b, c)
+    m0 = jnp.transpose(m2, (2, 0, 1, 3, 4))  # (a, j, b, l, c) = mean_i, by symmetry
+    m02 = jnp.mean(m0, axis=1)  # (a, b, l, c)
+    m04 = jnp.mean(m0, axis=3)  # (a, j, b, c)
+    m024 = jnp.mean(m02, axis=2)  # (a, b, c)
+    return (
+        out
+        - m0[None]
+        - m2[:, :, None]
+        - m4[:, :, :, :, None]
+        + m02[None, :, None]
+        + m04[None, :, :, :, None]
+        + m24[:, :, None, :, None]
+        - m024[None, :, None, :, None]
+    )

@@ -73,6 +73,24 @@ def test_symmetry_reduced_path_equals_full_hessian(which, request):
     np.testing.assert_allclose(reduced, full, rtol=0, atol=1e-11)
 
 
+def test_site_symmetry_uses_few_rotations_and_valid_operations():
+    # reference: spglib's operations applied by hand. Diamond Si in a 2x2x2
+    # supercell: each sublattice is reached by one rotation plus translations,
+    # so 2 distinct rotations suffice (the rebuild rotates 2 rows, not 64)
+    s = Structure.from_ase(bulk("Si", "diamond", a=A_SI, cubic=True).repeat(2))
+    sym = fcm.site_symmetry(s)
+    assert len(np.unique(np.round(sym.rotations, 8), axis=0)) == 2
+    rep = np.asarray(sym.independent)[np.asarray(sym.of)]
+    cell = np.asarray(s.cell)
+    pos = np.asarray(s.positions)
+    for i in range(len(s)):  # each operation maps the representative's
+        r, inv = sym.rotations[i], sym.inverse_permutations[i]  # bond vectors
+        d_rep = pos[inv] - pos[rep[i]]  # atom inv[j] seen from the representative
+        d_img = pos - pos[i]  # atom j seen from i
+        diff = np.linalg.solve(cell.T, (d_img - d_rep @ r.T).T).T
+        np.testing.assert_allclose(diff - np.rint(diff), 0.0, atol=1e-8)
+
+
 def test_rattled_cell_and_chunk_size_give_the_same_hessian(si_sw):
     # reference: the full Hessian in one chunk; a rattled cell keeps only the
     # identity, and 24 rows in chunks of 5 exercise lax.map's remainder

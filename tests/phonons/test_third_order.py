@@ -56,6 +56,9 @@ def test_symmetry_rebuild_equals_every_row_and_is_invariant(si8):
         )
     )
     np.testing.assert_allclose(fc3, direct, atol=1e-11)
+    sym = force_constants.site_symmetry(s)
+    rebuilt = third_order.distribute(jnp.asarray(direct[sym.independent]), sym)
+    np.testing.assert_allclose(rebuilt, direct, atol=1e-11)
     for axis in (0, 2, 4):  # translational invariance along every index
         assert np.abs(direct.sum(axis=axis)).max() < 1e-10
     # full index-permutation symmetry
@@ -106,6 +109,26 @@ def test_pair_cutoff_drops_far_triples_and_stays_invariant(lj_fcc):
     assert np.abs(cut - fc3).max() > 1e-3 * np.abs(fc3).max()
     full = third_order.third_order(pot, params, s, cutoff=10.0)
     np.testing.assert_allclose(full, fc3, atol=1e-10 * np.abs(fc3).max())
+
+
+def test_cutoff_result_equals_masking_then_centring(si8):
+    # reference: every row differentiated directly, the triplet mask applied
+    # by hand, then the three-index centring of the whole tensor
+    # (translational_invariance). third_order instead rotates a few rows and
+    # takes the mean over the first index from the second by symmetry.
+    pot, params, s, fc3 = si8
+    direct = third_order.third_order(
+        pot, params, s, use_symmetry=False, enforce_invariance=False
+    )
+    mask = third_order.pair_mask(s, 3.0)  # first neighbours (2.35 Å) only
+    assert not mask.all()
+    tri = mask[:, :, None] & mask[:, None, :] & mask[None, :, :]
+    expected = third_order.translational_invariance(
+        jnp.where(tri[:, None, :, None, :, None], direct, 0.0)
+    )
+    got = np.asarray(third_order.third_order(pot, params, s, cutoff=3.0))
+    np.testing.assert_allclose(got, expected, atol=1e-11)
+    assert np.abs(got - fc3).max() > 1.0  # the cutoff did cut (eV/Å³)
 
 
 def test_chunking_does_not_change_the_result(lj_fcc):
