@@ -37,6 +37,7 @@ Example:
     (8, 3, 8, 3)
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -260,10 +261,26 @@ def _matcher(frac, sites, n_translations, symprec_frac):
     return match
 
 
-def _space_group(structure, symprec: float, what: str):
-    """``(lattice, frac, spglib dataset, match)`` of a periodic structure."""
+@functools.lru_cache(maxsize=16)
+def _dataset(lattice: bytes, frac: bytes, numbers: bytes, symprec: float):
+    """The symmetry dataset from spglib, remembered for the last few cells.
+
+    The fc3 path asks twice for the same cell (:func:`site_symmetry`,
+    :func:`stabilizers`), and spglib is most of its host time. Keyed by the
+    float64/int64 bytes of the cell, so any change of the structure misses.
+    """
     import spglib
 
+    cell = (
+        np.frombuffer(lattice).reshape(3, 3),
+        np.frombuffer(frac).reshape(-1, 3),
+        np.frombuffer(numbers, dtype=np.int64),
+    )
+    return spglib.get_symmetry_dataset(cell, symprec=symprec)
+
+
+def _space_group(structure, symprec: float, what: str):
+    """``(lattice, frac, spglib dataset, match)`` of a periodic structure."""
     if not all(structure.pbc):
         raise StructureError(
             f"{what} needs a cell periodic in 3 directions, got pbc={structure.pbc}"
@@ -271,8 +288,8 @@ def _space_group(structure, symprec: float, what: str):
     lattice = np.asarray(structure.cell, np.float64)
     pos = np.asarray(structure.positions, np.float64)
     frac = np.linalg.solve(lattice.T, pos.T).T
-    numbers = np.asarray(structure.numbers)
-    sym = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec)
+    numbers = np.asarray(structure.numbers, np.int64)
+    sym = _dataset(lattice.tobytes(), frac.tobytes(), numbers.tobytes(), symprec)
     if sym is None:
         raise StructureError("spglib found no symmetry operations; check the cell")
     rots = np.asarray(sym.rotations)
