@@ -300,10 +300,12 @@ def third_order(
             distances (minimum image) at or beyond it are set to zero and not
             computed; ``None`` computes all.
         use_symmetry: differentiate only symmetry-independent atoms (spglib).
-        enforce_invariance: apply :func:`translational_invariance`. (The
-            rows are exact third derivatives, so index-permutation symmetry
-            already holds to rounding; :func:`symmetrize` would change the
-            result by ~1e-15 relative at several times the cost.)
+        enforce_invariance: apply the projection of
+            :func:`translational_invariance`, with the mean over the first atom
+            index taken from the mean over the second by index-permutation
+            symmetry. The rows are exact third derivatives, so that symmetry
+            holds to rounding (:func:`symmetrize` would change the result by
+            ~1e-15 relative at several times the cost).
         chunk_size: third-derivative products evaluated at once (memory knob).
         symprec: symmetry tolerance, Å.
 
@@ -333,7 +335,7 @@ def third_order(
         jnp.asarray(atoms),
         jnp.asarray(partners),
     )
-    tri = mask[atoms][:, :, None] & mask[atoms][:, None, :] & mask[:, :][None]
+    tri = mask[atoms][:, :, None] & mask[atoms][:, None, :] & mask[None]  # [k, n, n]
     group, group_of, group_rotation, atom_inverse = _rotation_groups(symmetry, n)
     return _assemble(
         rows,
