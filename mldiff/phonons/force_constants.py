@@ -366,9 +366,12 @@ def _fewest_rotations(rots, hits, of) -> np.ndarray:
     reaches an atom.
     """
     n_ops = len(rots)
-    groups, rot_id = np.unique(rots.reshape(n_ops, -1), axis=0, return_inverse=True)
-    rot_id = rot_id.ravel()
-    identity = np.all(groups == np.eye(3, dtype=groups.dtype).ravel(), axis=1)
+    flat = np.concatenate([np.eye(3).reshape(1, 9), rots.reshape(n_ops, 9)])
+    flat = flat.astype(np.int64)  # integer rotations in the lattice basis
+    lo, base = flat.min(), flat.max() - flat.min() + 1
+    codes = (flat - lo) @ base ** np.arange(9)  # one integer per matrix
+    groups, rot_id = np.unique(codes[1:], return_inverse=True)
+    identity = groups == codes[0]
     n = len(of)
     chosen = -np.ones(n, dtype=int)
     for s in range(hits.shape[1]):
