@@ -57,7 +57,6 @@ Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
     res.kappa  # [T, 3, 3], W/(m K)
 """
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -245,14 +244,14 @@ def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
     return Triplets(first, second, third)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+@jax.custom_jvp
 def safe_eigh(matrix, tol):
     """``eigh`` whose derivative ignores pairs of eigenvalues closer than ``tol``.
 
     Args:
         matrix: ``[m, m]`` Hermitian.
         tol: eigenvalue gap below which two eigenvalues count as degenerate
-            (same units as the eigenvalues).
+            (same units as the eigenvalues; may be traced, not differentiated).
 
     Returns:
         ``(eigenvalues [m] ascending, eigenvectors [m, m] as columns)``.
@@ -263,12 +262,15 @@ def safe_eigh(matrix, tol):
         >>> w.tolist()
         [1.0, 1.0]
     """
-    return jnp.linalg.eigh(matrix)
+    w, v = jnp.linalg.eigh(matrix)
+    return w, v  # a plain tuple, as the JVP rule returns (not EighResult)
 
 
 @safe_eigh.defjvp
-def _safe_eigh_jvp(tol, primals, tangents):
-    (a,), (da,) = primals, tangents
+def _safe_eigh_jvp(primals, tangents):
+    # tol is an ordinary argument (it may be traced, e.g. scaled by a matrix
+    # norm under vmap/jit); its tangent does not enter
+    (a, tol), (da, _) = primals, tangents
     w, v = jnp.linalg.eigh(a)
     vh_da_v = jnp.conj(v.T) @ da @ v
     gap = w[None, :] - w[:, None]

@@ -159,3 +159,27 @@ def test_gradient_of_kappa_wrt_sw_lambda_equals_finite_difference():
     # measured: 3.5e-7 relative; O(h²) truncation
     np.testing.assert_allclose(grad, fd, rtol=1e-4)
     assert abs(float(grad)) > 1.0  # κ does depend on λ
+
+
+def test_safe_eigh_differentiates_under_jit_and_vmap_with_a_traced_tolerance():
+    # reference: Hellmann–Feynman, d w_k / dt = v_kᵀ A₁ v_k (analytic). The
+    # tolerance is traced (scaled by the matrix, as in the group velocities),
+    # and the function is vmapped and jitted inside the gradient, as when a
+    # jitted κ is differentiated.
+    rng = np.random.default_rng(3)
+    a0 = rng.normal(size=(4, 4))
+    a0 = a0 + a0.T
+    a1 = rng.normal(size=(4, 4))
+    a1 = a1 + a1.T
+
+    def lowest(t, scale):
+        a = jnp.asarray(a0) * scale + t * jnp.asarray(a1)
+        w, _ = conductivity.safe_eigh(a, 1e-9 * jnp.abs(a).max())
+        return w[0]
+
+    def batch(t):  # two copies of the matrix: the tolerance is a BatchTracer
+        return jnp.mean(jax.vmap(lowest, (None, 0))(t, jnp.ones(2)))
+
+    grad = jax.grad(jax.jit(batch))(0.0)
+    w, v = np.linalg.eigh(a0)
+    np.testing.assert_allclose(grad, v[:, 0] @ a1 @ v[:, 0], rtol=1e-10)
