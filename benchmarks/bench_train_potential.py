@@ -236,7 +236,6 @@ def nve_drift(model, system: str, steps: int, seed: int) -> dict:
         timestep_fs=1.0,
         momenta=p0,
         log_interval=10,
-        key=jax.random.key(seed),
         progress=False,
     )
     wall = time.perf_counter() - t0
