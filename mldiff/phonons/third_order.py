@@ -335,19 +335,20 @@ def third_order(
         jnp.asarray(atoms),
         jnp.asarray(partners),
     )
-    tri = mask[atoms][:, :, None] & mask[atoms][:, None, :] & mask[None]  # [k, n, n]
+    tri = None  # [k, n, n] triplets of each row within the cutoff, if any
+    if cutoff is not None:
+        tri = jnp.asarray(mask[atoms][:, :, None] & mask[atoms][:, None, :] & mask)
     group, group_of, group_rotation, atom_inverse = _rotation_groups(symmetry, n)
     return _assemble(
         rows,
         jnp.asarray(slot),
         jnp.asarray(rotation, rows.dtype),
         jnp.asarray(inverse),
-        jnp.asarray(tri),
+        tri,
         jnp.asarray(group),
         jnp.asarray(group_of),
         jnp.asarray(group_rotation),
         jnp.asarray(atom_inverse),
-        cutoff is not None,
         enforce_invariance,
     )
 
@@ -433,7 +434,7 @@ def _expand(rows, slot, rotation, inverse):
     return jax.lax.map(one_atom, (rows, slot, rotation, inverse))
 
 
-@functools.partial(jax.jit, static_argnums=(9, 10))
+@functools.partial(jax.jit, static_argnums=(9,))
 def _assemble(
     rows,
     slot,
@@ -444,14 +445,14 @@ def _assemble(
     group_of,
     group_rotation,
     atom_inverse,
-    use_mask,
     enforce_invariance,
 ):
     """The full ``[n, 3, n, 3, n, 3]`` fc3 in one pass over its elements.
 
     Everything that costs more than a permutation happens on the rows of the
     independent atoms: their partners are expanded (:func:`_expand`), the
-    cutoff mask ``tri`` (``[k, n, n]``, that row's triplets) applied, and each
+    cutoff mask ``tri`` (``[k, n, n]``, that row's triplets; ``None``: no
+    cutoff) applied, and each
     row rotated once per rotation group. The translational-invariance
     projection ``(1 - M₀)(1 - M₂)(1 - M₄)`` (:func:`translational_invariance`)
     needs the means over each atom index: those over ``j`` and ``l`` follow
@@ -463,7 +464,7 @@ def _assemble(
     one fused gather.
     """
     full = _expand(rows, slot, rotation, inverse)  # [k, 3, n, 3, n, 3]
-    if use_mask:
+    if tri is not None:
         full = jnp.where(tri[:, None, :, None, :, None], full, 0.0)
     y = _rotate(full, group_of, group_rotation)  # [U, 3, n, 3, n, 3]
     inv = atom_inverse
