@@ -6,6 +6,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from mldiff.errors import MldiffError, PrecisionError
+from mldiff.gp import _linalg
 
 #: first jitter tried after a failed plain Cholesky, times the mean diagonal
 JITTER_START = 1e-10
@@ -93,9 +94,10 @@ def check_test_inputs(xs, d: int):
 def jittered_cholesky(a: jax.Array):
     """Lower Cholesky factor of a symmetric ``[n, n]`` matrix, adding jitter if needed.
 
-    The plain factorisation is tried first. If it fails (non-finite entries),
-    ``jitter · I`` is added with ``jitter = JITTER_START · mean(diag(a)) · 10^k``
-    for ``k = 0 … JITTER_TRIES - 1``, the first that succeeds being kept. The
+    Only the lower triangle of ``a`` is read. The plain factorisation is tried
+    first. If it fails (non-finite entries), ``jitter · I`` is added with
+    ``jitter = JITTER_START · mean(diag(a)) · 10^k`` for
+    ``k = 0 … JITTER_TRIES - 1``, the first that succeeds being kept. The
     search runs under ``stop_gradient`` in a ``while_loop`` (so it works inside
     ``jit`` and ``vmap``, and a failed try leaks no NaN cotangents); the factor
     it finds carries the derivative of a Cholesky factor with respect to ``a``
@@ -104,26 +106,27 @@ def jittered_cholesky(a: jax.Array):
     Returns:
         ``(L [n, n], jitter [], ok [] bool)``; ``ok`` is False if every try failed.
     """
-    n = a.shape[0]
-    eye = jnp.eye(n, dtype=a.dtype)
     ac = jax.lax.stop_gradient(a)
     scale = jnp.mean(jnp.abs(jnp.diag(ac)))
     scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, 1.0)
 
-    def cond(c):
-        return (~c[2]) & (c[3] <= JITTER_TRIES)
+    def factor(m):
+        chol = _linalg.cholesky(m)
+        return chol, jnp.all(jnp.isfinite(jnp.diag(chol)))  # NaN factor if failed
+
+    def cond(c):  # c = (chol, ok, jitter, try)
+        return (~c[1]) & (c[3] <= JITTER_TRIES)
 
     def body(c):
         k = c[3]
-        j = jnp.where(
-            k == 0, 0.0, JITTER_START * scale * 10.0 ** (k - 1).astype(a.dtype)
-        )
-        chol = jnp.linalg.cholesky(ac + j * eye)
-        return chol, j, jnp.all(jnp.isfinite(chol)), k + 1
+        jitter = JITTER_START * scale * 10.0 ** (k - 1).astype(a.dtype)
+        eye = jnp.eye(a.shape[0], dtype=a.dtype)
+        return *factor(ac + jitter * eye), jitter, k + 1
 
-    zero = jnp.zeros((), a.dtype)
-    init = (jnp.zeros_like(ac), zero, jnp.asarray(False), jnp.asarray(0))
-    chol, jitter, ok, _ = jax.lax.while_loop(cond, body, init)
+    # the plain factorisation outside the loop: no jitter matrix and no loop
+    # carry to copy in the common case that it succeeds
+    init = (*factor(ac), jnp.zeros((), a.dtype), jnp.asarray(1))
+    chol, ok, jitter, _ = jax.lax.while_loop(cond, body, init)
     return _with_cholesky_derivative(a, chol), jitter, ok
 
 
@@ -140,7 +143,7 @@ def _with_cholesky_derivative_jvp(primals, tangents):
     a, chol = primals
     da = tangents[0]
     chol = _with_cholesky_derivative(a, chol)  # so higher orders see it too
-    da = 0.5 * (da + da.T)  # the factorisation reads the symmetric part
+    da = jnp.tril(da) + jnp.tril(da, -1).T  # the factorisation reads tril(a)
     x = solve_triangular(chol, da, lower=True)
     x = solve_triangular(chol, x.T, lower=True)  # L⁻¹ dA L⁻ᵀ
     phi = jnp.tril(x) - 0.5 * jnp.diag(jnp.diag(x))
@@ -159,7 +162,8 @@ def gaussian_log_density(k: jax.Array, y: jax.Array) -> jax.Array:
     reverse mode, any order.
 
     Args:
-        k: symmetric positive-definite ``[n, n]``, float64.
+        k: symmetric positive-definite ``[n, n]``, float64; only its lower
+            triangle is read (value and derivatives alike).
         y: ``[n]``.
 
     Returns:
@@ -178,12 +182,13 @@ def _gaussian_log_density_jvp(primals, tangents):
     chol, _, _ = jittered_cholesky(k)
     alpha = cho_solve((chol, True), y)
     value = -0.5 * jnp.dot(y, alpha) - jnp.sum(jnp.log(jnp.diag(chol)))
-    k_inv = cho_solve((chol, True), jnp.eye(k.shape[0], dtype=k.dtype))
-    # the factorisation reads the symmetric part of K (as jnp.linalg.cholesky)
-    dk_sym = 0.5 * (dk + dk.T)
-    dvalue = 0.5 * (alpha @ dk_sym @ alpha - jnp.sum(k_inv * dk_sym)) - jnp.dot(
-        alpha, dy
-    )
+    # K is read by its lower triangle (as the factorisation reads it), so the
+    # derivative in K is that of the lower triangle: off-diagonal entries of
+    # the symmetric ∂/∂K = ½(ααᵀ - K⁻¹) count twice, entries above count zero
+    k_inv_lower = _linalg.cholesky_inverse_lower(chol)
+    grad_k = jnp.tril(jnp.outer(alpha, alpha)) - k_inv_lower
+    grad_k = grad_k * (2.0 - jnp.eye(k.shape[0], dtype=k.dtype))
+    dvalue = 0.5 * jnp.sum(grad_k * dk) - jnp.dot(alpha, dy)
     return value, dvalue
 
 
