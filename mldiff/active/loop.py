@@ -45,7 +45,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mldiff import md
+from mldiff import _compiled, md
 from mldiff.active import acquisition, committee
 from mldiff.active.oracle import label_all
 from mldiff.errors import ConfigError, MldiffError
@@ -481,6 +481,9 @@ def run_active_learning(
             state["stop_reason"] = stop
         state["log"].append(record)
         _write_json(_path(out_dir, STATE), state)
+        # each round's data bring new padded shapes, so new compiled programs,
+        # each holding memory mappings: a long run once died at the kernel's limit
+        _compiled.release_if_near_map_limit()
         if progress:
             print(_progress_line(record), flush=True)
         if on_round_end is not None:

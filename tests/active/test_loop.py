@@ -3,6 +3,7 @@
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -143,3 +144,25 @@ def test_config_errors():
         _config(score="entropy")
     with pytest.raises(ConfigError, match="unknown active-learning setting"):
         ActiveConfig.from_dict({"rounds": 3})
+
+
+def test_compiled_programs_are_released_near_the_map_limit():
+    # the process's mappings against a limit read from the kernel (Linux only)
+    from mldiff import _compiled
+
+    counts = _compiled.memory_mappings()
+    if counts is None:
+        pytest.skip("no /proc/self/maps here")
+    used, limit = counts
+    assert 0 < used < limit
+
+    @jax.jit
+    def double(x):
+        return 2 * x
+
+    double(np.ones(3))
+    assert double._cache_size() == 1
+    assert not _compiled.release_if_near_map_limit(fraction=1.0)
+    assert double._cache_size() == 1
+    assert _compiled.release_if_near_map_limit(fraction=0.0)
+    assert double._cache_size() == 0
