@@ -64,6 +64,7 @@ def test_log_density_derivative_is_that_of_the_lower_triangle(rng):
     # random directions that are not symmetric
     k = jnp.asarray(_spd(rng, 8))
     y = jnp.asarray(rng.normal(size=8))
+
     def log_density(k, y):
         return _common.gaussian_log_density(jnp.asarray(k), jnp.asarray(y))
 
