@@ -7,13 +7,14 @@ Run by hand (issue 14, "Done when")::
 
 1. fc3 of Si with Stillinger–Weber in the 2×2×2 conventional supercell
    (64 atoms): mldiff's nested autodiff (symmetry-reduced, compiled; timed
-   once cold, including compilation, and once warm: compiled, with the
-   supercell's symmetry known from ``phonons.run``, as phono3py's is from its
+   once cold, including compilation, and warm: compiled, with the supercell's
+   symmetry known from ``phonons.run``, as phono3py's is from its
    constructor) against phono3py's
    finite-displacement route (``generate_displacements(distance=0.03)``,
    forces of every displaced supercell from the same JAX potential through
-   ``mldiff.ase.Calculator``, ``produce_fc3``; timed on a second pass, so
-   the calculator is compiled), in one run; prints the ratio
+   ``mldiff.ase.Calculator``, ``produce_fc3``; timed after a first pass, so
+   the calculator is compiled), in one run. Warm times of both routes are
+   the median of ``--repeats`` calls; prints the ratio
    and the largest difference between the two fc3 (relative to max |Φ|).
 2. The RTA κ(300 K) on a ``--mesh`` (default 19×19×19) Γ-centred mesh with
    σ = 0.1 THz: mldiff's time and value, and phono3py's (on mldiff's fc2/fc3)
@@ -38,6 +39,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "phono
 FCC = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
 
 
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` (JAX work finished)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
 def main() -> None:
     """Time both fc3 routes and κ, print one JSON line."""
     import phono3py_reference as ref
@@ -52,6 +63,9 @@ def main() -> None:
     ap.add_argument("--mesh", type=int, nargs=3, default=[19, 19, 19])
     ap.add_argument("--sigma", type=float, default=0.1)
     ap.add_argument("--quick", action="store_true", help="skip phono3py's κ")
+    ap.add_argument(
+        "--repeats", type=int, default=5, help="warm fc3 timings (median) per route"
+    )
     args = ap.parse_args()
 
     atoms = bulk("Si", "diamond", a=5.431, cubic=True)
@@ -65,18 +79,20 @@ def main() -> None:
     t_cold = time.perf_counter() - t
     # warm: compiled; the supercell's spglib dataset is already known from
     # phonons.run, as phono3py's is from its constructor (outside its timing)
-    t = time.perf_counter()
-    fc3 = np.asarray(third_order.third_order(pot, params, ph.supercell))
-    t_warm = time.perf_counter() - t
+    t_warm = median_seconds(
+        lambda: np.asarray(third_order.third_order(pot, params, ph.supercell)),
+        args.repeats,
+    )
 
     ph3 = ref.phono3py_object(
         atoms, [2, 2, 2], FCC, masses=np.asarray(ph.masses)[: len(atoms)]
     )
     calc = Calculator("sw")
     ref.finite_displacement_fc3(ph3, calc, distance=0.03)  # compiles the forces
-    t = time.perf_counter()
+    t_fd = median_seconds(
+        lambda: ref.finite_displacement_fc3(ph3, calc, distance=0.03), args.repeats
+    )
     theirs = ref.finite_displacement_fc3(ph3, calc, distance=0.03)
-    t_fd = time.perf_counter() - t
     n_disp = len(ph3.supercells_with_displacements)
     perm = ref.order_of(ph, atoms, [2, 2, 2])
     ours = fc3[perm][:, :, perm][:, :, :, :, perm].transpose(0, 2, 4, 1, 3, 5)

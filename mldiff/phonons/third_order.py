@@ -422,14 +422,9 @@ def _expand(rows, slot, rotation, inverse):
 
     def one_atom(args):
         r, slot_i, rot_i, inv_i = args  # [3, m + 1, 3, n, 3], [n], [n, 3, 3], [n, n]
-
-        def one_partner(args):
-            t, rot, inv = args
-            src = r[:, t][:, :, inv]  # [3, 3, n, 3]
-            return jnp.einsum("ad,be,cf,delf->ablc", rot, rot, rot, src)
-
-        out = jax.lax.map(one_partner, (slot_i, rot_i, inv_i))  # [n, 3, 3, n, 3]
-        return jnp.transpose(out, (1, 0, 2, 3, 4))
+        # src[j, l] = row of partner j's representative, its l permuted
+        src = r[:, slot_i[:, None], :, inv_i, :]  # [n(j), n(l), 3, 3, 3]
+        return jnp.einsum("jad,jbe,jcf,jldef->ajblc", rot_i, rot_i, rot_i, src)
 
     return jax.lax.map(one_atom, (rows, slot, rotation, inverse))
 
