@@ -289,6 +289,7 @@ def third_order(
     enforce_invariance: bool = True,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     symprec: float = 1e-5,
+    graph=None,
 ) -> jax.Array:
     """Third-order force constants of a periodic supercell.
 
@@ -308,6 +309,10 @@ def third_order(
             ~1e-15 relative at several times the cost).
         chunk_size: third-derivative products evaluated at once (memory knob).
         symprec: symmetry tolerance, Å.
+        graph: the supercell's neighbour graph for ``potential.cutoff``
+            (:func:`mldiff.neighbors.allocate`); default: allocated and checked
+            here. Pass one to call this function under ``jit`` (with ``params``
+            traced and the supercell concrete).
 
     Returns:
         ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³.
@@ -325,7 +330,8 @@ def third_order(
         None if symmetry is None else _fc.stabilizers(supercell, atoms, symprec=symprec)
     )
     partners, slot, rotation, inverse = partner_orbits(atoms, mask, stabilizers)
-    graph = neighbors.check(neighbors.allocate(supercell, potential.cutoff))
+    if graph is None:
+        graph = neighbors.check(neighbors.allocate(supercell, potential.cutoff))
     rows = _rows(
         potential.energy,
         chunk_size,

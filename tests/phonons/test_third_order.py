@@ -137,6 +137,21 @@ def test_chunking_does_not_change_the_result(lj_fcc):
     np.testing.assert_allclose(small, fc3, atol=1e-10 * np.abs(fc3).max())
 
 
+def test_jit_over_params_with_a_given_graph_equals_the_eager_result(si8):
+    # reference: the eager call (the graph is built outside the trace)
+    pot, params, s, fc3 = si8
+    graph = neighbors.allocate(s, pot.cutoff)
+
+    @jax.jit
+    def fc3_of(params):
+        return third_order.third_order(pot, params, s, graph=graph)
+
+    np.testing.assert_allclose(fc3_of(params), fc3, atol=1e-12 * np.abs(fc3).max())
+    # and it follows the parameters: λ scales the three-body part
+    scaled = fc3_of(dict(params, lambda_=2.0 * params["lambda_"]))
+    assert np.abs(np.asarray(scaled) - fc3).max() > 1.0
+
+
 def test_float32_and_bad_cutoff_are_refused(si8):
     pot, params, s, _ = si8
     s32 = Structure.create(
