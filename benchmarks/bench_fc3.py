@@ -14,7 +14,9 @@ Run by hand (issue 14, "Done when")::
    forces of every displaced supercell from the same JAX potential through
    ``mldiff.ase.Calculator``, ``produce_fc3``; timed after a first pass, so
    the calculator is compiled), in one run. Warm times of both routes are
-   the median of ``--repeats`` calls; prints the ratio
+   the median of ``--repeats`` calls, for the full fc3 ``[n, …]`` and for
+   the compact one (the primitive cell's first atoms only, phono3py's
+   default and all that κ needs); prints the ratios
    and the largest difference between the two fc3 (relative to max |Φ|).
 2. The RTA κ(300 K) on a ``--mesh`` (default 19×19×19) Γ-centred mesh with
    σ = 0.1 THz: mldiff's time and value, and phono3py's (on mldiff's fc2/fc3)
@@ -87,18 +89,32 @@ def main() -> None:
     ph3 = ref.phono3py_object(
         atoms, [2, 2, 2], FCC, masses=np.asarray(ph.masses)[: len(atoms)]
     )
+    perm = ref.order_of(ph, atoms, [2, 2, 2])  # ours[perm] is in phono3py's order
+    first = perm[np.asarray(ph3.primitive.p2s_map)]  # its primitive atoms, ours
+    compact = np.asarray(
+        third_order.third_order(pot, params, ph.supercell, first_atoms=first)
+    )  # compiles the compact assembly
+    t_compact = median_seconds(
+        lambda: np.asarray(
+            third_order.third_order(pot, params, ph.supercell, first_atoms=first)
+        ),
+        args.repeats,
+    )
     calc = Calculator("sw")
     ref.finite_displacement_fc3(ph3, calc, distance=0.03)  # compiles the forces
-    t_fd = median_seconds(
-        lambda: ref.finite_displacement_fc3(ph3, calc, distance=0.03), args.repeats
-    )
-    theirs = ref.finite_displacement_fc3(ph3, calc, distance=0.03)
+    t_fd = {}
+    for kind in ("compact", "full"):
+        t_fd[kind] = median_seconds(
+            lambda kind=kind: ref.finite_displacement_fc3(
+                ph3, calc, distance=0.03, compact=kind == "compact"
+            ),
+            args.repeats,
+        )
+    theirs = ref.finite_displacement_fc3(ph3, calc, distance=0.03, compact=True)
     n_disp = len(ph3.supercells_with_displacements)
-    perm = ref.order_of(ph, atoms, [2, 2, 2])
-    ours = fc3[perm][:, :, perm][:, :, :, :, perm].transpose(0, 2, 4, 1, 3, 5)
-    if theirs.shape[0] != theirs.shape[1]:
-        ours = ours[np.asarray(ph3.primitive.p2s_map)]
+    ours = compact[:, :, perm][:, :, :, :, perm].transpose(0, 2, 4, 1, 3, 5)
     fc3_diff = float(np.abs(ours - theirs).max() / np.abs(ours).max())
+    full_vs_compact = float(np.abs(fc3[first] - compact).max())
 
     t = time.perf_counter()
     res = conductivity.run(ph, fc3, args.mesh, [300.0], sigma_thz=args.sigma)
@@ -107,12 +123,16 @@ def main() -> None:
     out = {
         "system": "Si Stillinger-Weber, 2x2x2 conventional supercell (64 atoms)",
         "fc3_autodiff_s_cold": round(t_cold, 2),
-        "fc3_autodiff_s_warm": round(t_warm, 2),
-        "fc3_phono3py_fd_s": round(t_fd, 2),
+        "fc3_autodiff_s_warm": round(t_warm, 3),
+        "fc3_autodiff_compact_s_warm": round(t_compact, 3),
+        "fc3_phono3py_fd_s": round(t_fd["full"], 3),
+        "fc3_phono3py_fd_compact_s": round(t_fd["compact"], 3),
         "phono3py_displacements": n_disp,
-        "ratio_fd_over_autodiff_cold": round(t_fd / t_cold, 2),
-        "ratio_fd_over_autodiff_warm": round(t_fd / t_warm, 2),
+        "ratio_fd_over_autodiff_cold": round(t_fd["full"] / t_cold, 2),
+        "ratio_fd_over_autodiff_warm": round(t_fd["full"] / t_warm, 2),
+        "ratio_fd_over_autodiff_compact_warm": round(t_fd["compact"] / t_compact, 2),
         "fc3_max_rel_difference": fc3_diff,
+        "fc3_full_vs_compact_max_abs": full_vs_compact,
         "mesh": args.mesh,
         "kappa_300k_w_mk": kappa,
         "kappa_s": round(t_kappa, 2),

@@ -224,11 +224,24 @@ def mesh(primitive, numbers, *, use_symmetry: bool = True, symprec: float = 1e-5
     return Mesh(nums, q, ir.astype(np.int64), counts.astype(np.int64), third, cart)
 
 
+def _first_blocks(fc3, images: _dm.Images):
+    """``[p, 3, n, 3, n, 3]`` blocks of the primitive atoms, from full or compact fc3.
+
+    Full fc3 has ``n`` first atoms; compact fc3 (phono3py's) has the ``p``
+    atoms of ``images.representative``, in that order.
+    """
+    if fc3.shape[0] != fc3.shape[2]:  # compact
+        return fc3
+    return fc3[jnp.asarray(images.representative)]
+
+
 def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
     """Atom triples ``(κ, j, k)`` with a non-zero block ``Φ(rep κ, j, k)`` (host).
 
     Args:
-        fc3: ``[n, 3, n, 3, n, 3]`` concrete third-order force constants, eV/Å³.
+        fc3: ``[n, 3, n, 3, n, 3]`` concrete third-order force constants, eV/Å³,
+            or compact ``[p, 3, n, 3, n, 3]`` (first atoms
+            ``images.representative``).
         images: the supercell's :class:`~.dynamical_matrix.Images`.
         threshold: blocks whose largest element is at or below ``threshold``
             times the largest element of ``fc3`` are dropped (rounding noise,
@@ -237,9 +250,7 @@ def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
     Returns:
         The :class:`Triplets`.
     """
-    a = np.asarray(fc3)
-    rep = np.asarray(images.representative)
-    mags = np.abs(a[rep]).max(axis=(1, 3, 5))  # [p, n, n]
+    mags = np.abs(np.asarray(_first_blocks(fc3, images))).max(axis=(1, 3, 5))
     first, second, third = np.nonzero(mags > threshold * mags.max())
     return Triplets(first, second, third)
 
@@ -365,7 +376,9 @@ def interaction_strength(
     """Interaction strengths ``P`` of triplets ``q0 + q1 + q2 = G`` (no 1/N).
 
     Args:
-        fc3: ``[n, 3, n, 3, n, 3]`` supercell third-order force constants, eV/Å³.
+        fc3: ``[n, 3, n, 3, n, 3]`` supercell third-order force constants, eV/Å³,
+            or compact ``[p, 3, n, 3, n, 3]`` (first atoms
+            ``images.representative``).
         masses: ``[n]`` supercell masses, amu.
         images: the supercell's :class:`~.dynamical_matrix.Images`.
         primitive_positions: ``[p, 3]`` fractional positions of the primitive
@@ -390,7 +403,7 @@ def interaction_strength(
     rep = jnp.asarray(images.representative)
     s2p = jnp.asarray(images.primitive_of)
     i, j, k = (jnp.asarray(x) for x in trip)
-    blocks = fc3[rep[i], :, j, :, k, :]  # [t, 3, 3, 3]
+    blocks = _first_blocks(fc3, images)[i, :, j, :, k, :]  # [t, 3, 3, 3]
     vec = jnp.asarray(images.vectors, fc3.dtype)
     wts = jnp.asarray(images.weights, fc3.dtype)
     v1, w1 = vec[i, j], wts[i, j]  # [t, m, 3], [t, m]
@@ -493,7 +506,8 @@ def kappa_rta(
 
     Args:
         fc2: ``[n, 3, n, 3]`` supercell force constants, eV/Å².
-        fc3: ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³.
+        fc3: ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³, or
+            compact ``[p, 3, n, 3, n, 3]`` (first atoms ``images.representative``).
         masses: ``[n]`` supercell masses, amu.
         images: the supercell's :class:`~.dynamical_matrix.Images`.
         primitive: the primitive :class:`~mldiff.structure.Structure` (concrete).
@@ -616,7 +630,9 @@ def run(
     Args:
         phonons: a :class:`mldiff.phonons.Phonons` (supercell fc2 and images).
         fc3: ``[n, 3, n, 3, n, 3]`` third-order force constants of the same
-            supercell (e.g. :func:`.third_order.third_order`), eV/Å³.
+            supercell (e.g. :func:`.third_order.third_order`), eV/Å³, or compact
+            ``[p, 3, n, 3, n, 3]`` (``third_order(...,
+            first_atoms=phonons.images.representative)``).
         mesh_numbers: ``[3]`` Γ-centred q-mesh.
         temperatures: ``[T]`` K, all > 0.
         sigma_thz: Gaussian smearing width, THz (phono3py's ``sigmas``).
@@ -635,10 +651,12 @@ def run(
     if not sigma_thz > 0:
         raise ConfigError(f"sigma_thz must be > 0 THz, got {sigma_thz}")
     n = phonons.force_constants.shape[0]
-    if tuple(np.shape(fc3)) != (n, 3, n, 3, n, 3):
+    p = len(phonons.images.representative)
+    if tuple(np.shape(fc3)) not in ((n, 3, n, 3, n, 3), (p, 3, n, 3, n, 3)):
         raise ConfigError(
-            f"fc3 must have shape {(n, 3, n, 3, n, 3)} for this {n}-atom supercell, "
-            f"got {tuple(np.shape(fc3))}; compute it on phonons.supercell"
+            f"fc3 must have shape {(n, 3, n, 3, n, 3)} (full) or "
+            f"{(p, 3, n, 3, n, 3)} (compact) for this {n}-atom supercell, got "
+            f"{tuple(np.shape(fc3))}; compute it on phonons.supercell"
         )
     grid = mesh(phonons.primitive, mesh_numbers, use_symmetry=use_symmetry)
     trip = triplets(fc3, phonons.images)

@@ -211,7 +211,10 @@ def _rotate(rows, group_of, group_rotation):
 
 
 def _permute(rotated, group, inverse):
-    """``[n, 3, n, 3, n, 3]``: block ``i`` is its group's row, permuted by ``σ_i⁻¹``."""
+    """``[f, 3, n, 3, n, 3]``: block ``i`` is its group's row, permuted by ``σ_i⁻¹``.
+
+    ``group [f]`` and ``inverse [f, n]`` are those of the ``f`` atoms wanted.
+    """
     g = group[:, None, None]
     out = rotated[g, :, inverse[:, :, None], :, inverse[:, None, :], :]  # [n,n,n,3,3,3]
     return jnp.transpose(out, (0, 3, 1, 4, 2, 5))
@@ -290,6 +293,7 @@ def third_order(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     symprec: float = 1e-5,
     graph=None,
+    first_atoms=None,
 ) -> jax.Array:
     """Third-order force constants of a periodic supercell.
 
@@ -313,14 +317,29 @@ def third_order(
             (:func:`mldiff.neighbors.allocate`); default: allocated and checked
             here. Pass one to call this function under ``jit`` (with ``params``
             traced and the supercell concrete).
+        first_atoms: ``[f]`` supercell atoms whose blocks ``Φ(i, ·, ·)`` to
+            return (phono3py's compact fc3: the primitive cell's atoms, e.g.
+            ``phonons.images.representative``, all that κ needs); default all.
+            Translational invariance is enforced as for the full tensor.
 
     Returns:
-        ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³.
+        ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³, or
+        ``[f, 3, n, 3, n, 3]`` with ``first_atoms``.
     """
     _fc.check_float64(supercell, "third-order force constants")
     if cutoff is not None and cutoff <= 0:
         raise ConfigError(f"cutoff must be positive (Å) or None, got {cutoff}")
     n = len(supercell)
+    first = np.arange(n) if first_atoms is None else np.asarray(first_atoms)
+    if (
+        first.ndim != 1
+        or first.dtype.kind not in "iu"
+        or np.any((first < 0) | (first >= n))
+    ):
+        raise ConfigError(
+            f"first_atoms must be 1-D indices of the {n} supercell atoms, got "
+            f"{first_atoms!r}"
+        )
     symmetry = _fc.site_symmetry(supercell, symprec=symprec) if use_symmetry else None
     if symmetry is not None and len(symmetry.independent) == n:
         symmetry = None
@@ -355,6 +374,7 @@ def third_order(
         jnp.asarray(group_of),
         jnp.asarray(group_rotation),
         jnp.asarray(atom_inverse),
+        jnp.asarray(first),
         enforce_invariance,
     )
 
@@ -435,7 +455,7 @@ def _expand(rows, slot, rotation, inverse):
     return jax.lax.map(one_atom, (rows, slot, rotation, inverse))
 
 
-@functools.partial(jax.jit, static_argnums=(9,))
+@functools.partial(jax.jit, static_argnums=(10,))
 def _assemble(
     rows,
     slot,
@@ -446,9 +466,10 @@ def _assemble(
     group_of,
     group_rotation,
     atom_inverse,
+    first,
     enforce_invariance,
 ):
-    """The full ``[n, 3, n, 3, n, 3]`` fc3 in one pass over its elements.
+    """The ``[f, 3, n, 3, n, 3]`` fc3 of the ``first`` atoms in one pass over it.
 
     Everything that costs more than a permutation happens on the rows of the
     independent atoms: their partners are expanded (:func:`_expand`), the
@@ -469,16 +490,18 @@ def _assemble(
         full = jnp.where(tri[:, None, :, None, :, None], full, 0.0)
     y = _rotate(full, group_of, group_rotation)  # [U, 3, n, 3, n, 3]
     inv = atom_inverse
-    out = _permute(y, group, inv)
+    group_f, inv_f = group[first], inv[first]
+    out = _permute(y, group_f, inv_f)
     if not enforce_invariance:
         return out
-    gi = group[:, None]
-    m2 = jnp.mean(y, axis=2)[gi, :, :, inv, :]  # [n, n(l), 3, 3, 3]: (i, l, a, b, c)
-    m2 = jnp.transpose(m2, (0, 2, 3, 1, 4))  # (i, a, b, l, c)
-    m4 = jnp.mean(y, axis=4)[gi, :, inv, :, :]  # (i, j, a, b, c)
+    # mean over l of every atom's row (all atoms: the mean over i needs them)
+    m2_all = jnp.mean(y, axis=2)[group[:, None], :, :, inv, :]  # (i, l, a, b, c)
+    m2_all = jnp.transpose(m2_all, (0, 2, 3, 1, 4))  # (i, a, b, l, c)
+    m2 = m2_all[first]
+    m4 = jnp.mean(y, axis=4)[group_f[:, None], :, inv_f, :, :]  # (i, j, a, b, c)
     m4 = jnp.transpose(m4, (0, 2, 1, 3, 4))  # (i, a, j, b, c)
-    m24 = jnp.mean(y, axis=(2, 4))[group]  # (i, a, b, c)
-    m0 = jnp.transpose(m2, (2, 0, 1, 3, 4))  # (a, j, b, l, c) = mean_i, by symmetry
+    m24 = jnp.mean(y, axis=(2, 4))[group_f]  # (i, a, b, c)
+    m0 = jnp.transpose(m2_all, (2, 0, 1, 3, 4))  # (a, j, b, l, c) = mean_i, by symmetry
     m02 = jnp.mean(m0, axis=1)  # (a, b, l, c)
     m04 = jnp.mean(m0, axis=3)  # (a, j, b, c)
     m024 = jnp.mean(m02, axis=2)  # (a, b, c)

@@ -68,7 +68,7 @@ def test_log_density_derivative_is_that_of_the_lower_triangle(rng):
     def log_density(k, y):
         return _common.gaussian_log_density(jnp.asarray(k), jnp.asarray(y))
 
-    check_grads(log_density, (k, y), order=2, modes=["fwd", "rev"])
+    check_grads(log_density, (k, y), order=1, modes=["fwd", "rev"])
     direction = jnp.asarray(np.triu(rng.normal(size=(8, 8)), 1))  # above: no effect
     _, dvalue = jax.jvp(_common.gaussian_log_density, (k, y), (direction, 0 * y))
     assert abs(float(dvalue)) < 1e-14

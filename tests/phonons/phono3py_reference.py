@@ -52,10 +52,12 @@ def kappa(ph3, mesh, temperatures, sigma):
     return out
 
 
-def finite_displacement_fc3(ph3, calculator, distance=0.03):
+def finite_displacement_fc3(ph3, calculator, distance=0.03, compact=True):
     """phono3py's own fc3 (and fc2) from displacements, forces from ``calculator``.
 
-    Returns phono3py's fc3 ``[n, n, n, 3, 3, 3]`` in its supercell order.
+    Returns phono3py's fc3 in its supercell order: compact ``[p, n, n, 3, 3, 3]``
+    (first atoms ``ph3.primitive.p2s_map``; phono3py's default) or, with
+    ``compact=False``, full ``[n, n, n, 3, 3, 3]``.
     """
     ph3.generate_displacements(distance=distance)
     forces = []
@@ -66,5 +68,5 @@ def finite_displacement_fc3(ph3, calculator, distance=0.03):
         atoms.calc = calculator
         forces.append(atoms.get_forces())
     ph3.forces = np.asarray(forces)
-    ph3.produce_fc3()
+    ph3.produce_fc3(is_compact_fc=compact)
     return np.asarray(ph3.fc3)

@@ -99,6 +99,20 @@ def test_mode_kappa_and_cumulative_kappa_add_up(si2):
     assert int(np.sum(res.weights)) == 125
 
 
+def test_compact_fc3_gives_the_same_kappa(si2):
+    # reference: κ from the full fc3 (its blocks of the primitive atoms)
+    ph, fc3, res, _, _ = si2
+    rep = np.asarray(ph.images.representative)
+    params = potentials.get("sw").init(None, ph.supercell)
+    compact = third_order.third_order(
+        potentials.get("sw"), params, ph.supercell, first_atoms=rep
+    )
+    assert compact.shape == (len(rep), *fc3.shape[1:])
+    np.testing.assert_allclose(compact, fc3[rep], atol=1e-12 * np.abs(fc3).max())
+    res_c = conductivity.run(ph, compact, [5, 5, 5], TEMPS, sigma_thz=SIGMA)
+    np.testing.assert_allclose(res_c.kappa, res.kappa, rtol=1e-10)
+
+
 def test_bad_inputs_are_clear_errors(si2):
     ph, fc3, _, _, _ = si2
     with pytest.raises(ConfigError, match="temperatures"):

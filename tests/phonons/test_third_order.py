@@ -152,6 +152,19 @@ def test_jit_over_params_with_a_given_graph_equals_the_eager_result(si8):
     assert np.abs(np.asarray(scaled) - fc3).max() > 1.0
 
 
+@pytest.mark.parametrize("use_symmetry", [True, False])
+def test_first_atoms_give_those_blocks_of_the_full_tensor(si8, use_symmetry):
+    # reference: the full, invariance-enforced fc3 of the fixture
+    pot, params, s, fc3 = si8
+    first = np.array([5, 0, 2])
+    part = third_order.third_order(
+        pot, params, s, first_atoms=first, use_symmetry=use_symmetry
+    )
+    np.testing.assert_allclose(part, fc3[first], atol=1e-12 * np.abs(fc3).max())
+    with pytest.raises(ConfigError, match="first_atoms"):
+        third_order.third_order(pot, params, s, first_atoms=[0, len(s)])
+
+
 def test_float32_and_bad_cutoff_are_refused(si8):
     pot, params, s, _ = si8
     s32 = Structure.create(
