@@ -224,15 +224,16 @@ def mesh(primitive, numbers, *, use_symmetry: bool = True, symprec: float = 1e-5
     return Mesh(nums, q, ir.astype(np.int64), counts.astype(np.int64), third, cart)
 
 
-def _first_blocks(fc3, images: _dm.Images):
-    """``[p, 3, n, 3, n, 3]`` blocks of the primitive atoms, from full or compact fc3.
+def _first_atom_index(fc3, images: _dm.Images):
+    """``[p]`` index into fc3's first axis of each primitive atom's block.
 
-    Full fc3 has ``n`` first atoms; compact fc3 (phono3py's) has the ``p``
-    atoms of ``images.representative``, in that order.
+    Full fc3 has ``n`` first atoms (the primitive atoms are
+    ``images.representative``); compact fc3 (phono3py's) has those ``p``
+    atoms only, in that order.
     """
     if fc3.shape[0] != fc3.shape[2]:  # compact
-        return fc3
-    return fc3[jnp.asarray(images.representative)]
+        return jnp.arange(fc3.shape[0])
+    return jnp.asarray(images.representative)
 
 
 def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
@@ -250,7 +251,8 @@ def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
     Returns:
         The :class:`Triplets`.
     """
-    mags = np.abs(np.asarray(_first_blocks(fc3, images))).max(axis=(1, 3, 5))
+    first = np.asarray(_first_atom_index(fc3, images))
+    mags = np.abs(np.asarray(fc3)[first]).max(axis=(1, 3, 5))  # [p, n, n]
     first, second, third = np.nonzero(mags > threshold * mags.max())
     return Triplets(first, second, third)
 
@@ -403,7 +405,8 @@ def interaction_strength(
     rep = jnp.asarray(images.representative)
     s2p = jnp.asarray(images.primitive_of)
     i, j, k = (jnp.asarray(x) for x in trip)
-    blocks = _first_blocks(fc3, images)[i, :, j, :, k, :]  # [t, 3, 3, 3]
+    first = _first_atom_index(fc3, images)
+    blocks = fc3[first[i], :, j, :, k, :]  # [t, 3, 3, 3], one gather
     vec = jnp.asarray(images.vectors, fc3.dtype)
     wts = jnp.asarray(images.weights, fc3.dtype)
     v1, w1 = vec[i, j], wts[i, j]  # [t, m, 3], [t, m]

@@ -216,7 +216,7 @@ def _permute(rotated, group, inverse):
     ``group [f]`` and ``inverse [f, n]`` are those of the ``f`` atoms wanted.
     """
     g = group[:, None, None]
-    out = rotated[g, :, inverse[:, :, None], :, inverse[:, None, :], :]  # [n,n,n,3,3,3]
+    out = rotated[g, :, inverse[:, :, None], :, inverse[:, None, :], :]  # [f,n,n,3,3,3]
     return jnp.transpose(out, (0, 3, 1, 4, 2, 5))
 
 
