@@ -1,8 +1,9 @@
 """``mldiff conductivity``, run in-process.
 
 Reference: phono3py 4.10 run on the written fc3.hdf5 (read with its own
-``read_fc3_from_hdf5``, phonopy's atom order) and our fc2: the same κ within
-1 %, which also checks the atom order of the written file.
+``read_fc3_from_hdf5``, phonopy's atom order) and our fc2: the same κ (RTA
+within 1 %; the direct LBTE solution to 1e-9), which also checks the atom
+order of the written file.
 """
 
 import json
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ase.build import bulk
 from ase.io import write
 from phono3py.file_IO import read_fc3_from_hdf5
@@ -26,13 +28,14 @@ import phono3py_reference as ref  # noqa: E402
 FCC = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
 
 
-def test_conductivity_command_writes_kappa_figure_and_fc3(tmp_path, capsys):
+@pytest.mark.parametrize("method", ["rta", "lbte"])
+def test_conductivity_command_writes_kappa_figure_and_fc3(tmp_path, capsys, method):
     atoms = bulk("Si", "diamond", a=5.431, cubic=True)
     write(tmp_path / "POSCAR", atoms, format="vasp")
     argv = ["conductivity", str(tmp_path / "POSCAR"), "--potential", "sw"]
     argv += ["--supercell", "1", "1", "1", "--mesh", "3", "3", "3"]
     argv += ["--primitive", "0", "1/2", "1/2", "1/2", "0", "1/2", "1/2", "1/2", "0"]
-    argv += ["--temperatures", "300", "600", "--sigma", "0.5"]
+    argv += ["--temperatures", "300", "600", "--sigma", "0.5", "--method", method]
     argv += ["--out", str(tmp_path / "out")]
     assert main(argv) == 0
     assert "600.0" in capsys.readouterr().out
@@ -55,8 +58,10 @@ def test_conductivity_command_writes_kappa_figure_and_fc3(tmp_path, capsys):
     inv = np.argsort(perm)
     ours_order = from_phono3py_layout(fc3)[inv][:, :, inv][:, :, :, :, inv]
     ref.set_force_constants(ph3, ph.force_constants, ours_order, perm)
-    k3 = ref.kappa(ph3, [3, 3, 3], [300.0, 600.0], 0.5)
-    np.testing.assert_allclose(kappa, k3, rtol=0.01, atol=1e-6 * np.abs(k3).max())
+    k3 = ref.kappa(ph3, [3, 3, 3], [300.0, 600.0], 0.5, lbte=method == "lbte")
+    # RTA: 1 % (group velocities of degenerate modes); LBTE: measured 1e-13
+    rtol = 0.01 if method == "rta" else 1e-9
+    np.testing.assert_allclose(kappa, k3, rtol=rtol, atol=rtol * np.abs(k3).max())
 
 
 def test_nonpositive_temperature_is_a_clear_error(tmp_path, capsys):

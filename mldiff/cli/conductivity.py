@@ -1,9 +1,11 @@
-"""``mldiff conductivity STRUCTURE``: lattice thermal conductivity κ(T), RTA.
+"""``mldiff conductivity STRUCTURE``: lattice thermal conductivity κ(T).
 
 Second- and third-order force constants by automatic differentiation of the
 potential on a supercell, three-phonon linewidths with Gaussian smearing on a
-Γ-centred q-mesh, κ in the relaxation-time approximation (phono3py's
-conventions). Prints a table; writes ``DIR/conductivity.json``
+Γ-centred q-mesh, κ in the relaxation-time approximation or (``--method
+lbte``) from the direct solution of the linearised Boltzmann equation
+(phono3py's conventions). The cumulative κ sorts modes by their RTA mean free
+paths in both cases. Prints a table; writes ``DIR/conductivity.json``
 (``temperatures_k``, ``kappa_w_mk`` as 3×3 per temperature,
 ``kappa_scalar_w_mk`` = trace/3), ``DIR/conductivity.png`` (κ(T) and cumulative
 κ versus mean free path) and phono3py's ``DIR/fc3.hdf5`` (phonopy's supercell
@@ -23,7 +25,7 @@ def register(sub) -> None:
     """Add the subcommand."""
     p = sub.add_parser(
         "conductivity",
-        help="lattice thermal conductivity (RTA, fc3 by autodiff)",
+        help="lattice thermal conductivity (RTA or LBTE, fc3 by autodiff)",
     )
     p.add_argument("structure", help="unit cell, any file ASE or pymatgen reads")
     _common.add_potential_argument(p)
@@ -59,6 +61,13 @@ def register(sub) -> None:
     )
     p.add_argument("--sigma", type=float, default=0.1, help="Gaussian smearing, THz")
     p.add_argument(
+        "--method",
+        choices=["rta", "lbte"],
+        default="rta",
+        help="relaxation-time approximation, or the direct solution of the "
+        "linearised Boltzmann equation (dense collision matrix: modest meshes)",
+    )
+    p.add_argument(
         "--fc3-cutoff",
         type=float,
         default=None,
@@ -90,7 +99,9 @@ def run(args) -> int:
     fc3 = third_order.third_order(
         potential, params, ph.supercell, cutoff=args.fc3_cutoff
     )
-    res = conductivity.run(ph, fc3, args.mesh, temps, sigma_thz=args.sigma)
+    res = conductivity.run(
+        ph, fc3, args.mesh, temps, sigma_thz=args.sigma, method=args.method
+    )
     kappa = np.asarray(res.kappa)
     scalar = np.trace(kappa, axis1=1, axis2=2) / 3
     mfp = np.asarray(conductivity.mean_free_paths(res))
@@ -108,7 +119,7 @@ def run(args) -> int:
         "supercell": list(args.supercell),
         "mesh": list(args.mesh),
         "sigma_thz": float(args.sigma),
-        "method": "RTA, Gaussian smearing, phono3py conventions",
+        "method": f"{args.method.upper()}, Gaussian smearing, phono3py conventions",
         "temperatures_k": temps,
         "kappa_w_mk": kappa,
         "kappa_scalar_w_mk": scalar,

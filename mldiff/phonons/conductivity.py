@@ -1,4 +1,4 @@
-"""Lattice thermal conductivity in the relaxation-time approximation (RTA).
+"""Lattice thermal conductivity: relaxation-time approximation and direct LBTE.
 
 Three-phonon scattering from third-order force constants, with phono3py's
 conventions and units, as JAX functions of the force constants (so ``κ`` is
@@ -33,8 +33,13 @@ Modes at or below ``cutoff_thz`` (the acoustic modes at Γ) are left out.
 (ps), the mode heat capacity ``C_λ = k_B x² eˣ/(eˣ − 1)²`` and group velocities
 ``v`` from the exact ``∂D/∂q`` (degenerate modes rotated as phonopy does); the
 outer products are averaged over the point group, as phono3py's ``gv_by_gv``.
-No isotope or boundary scattering; RTA only (no direct solution of the
-linearised Boltzmann equation).
+No isotope or boundary scattering.
+
+**Direct solution** of the linearised Boltzmann equation (:func:`kappa_lbte`,
+``run(..., method="lbte")``): phono3py's reducible collision matrix over the
+whole mesh, from the same interaction strengths, solved by its pseudo-inverse;
+it equals phono3py's ``is_LBTE=True, is_reducible_collision_matrix=True`` to
+1e-13 and, unlike the RTA, does not treat normal processes as resistive.
 
 Eigenvectors are differentiated with a degeneracy-safe rule (derivative
 terms between modes closer than ``degeneracy_thz`` dropped), which gives the
@@ -55,9 +60,11 @@ Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
     fc3 = third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
     res = run(ph, fc3, [11, 11, 11], [300.0, 600.0], sigma_thz=0.1)
     res.kappa  # [T, 3, 3], W/(m K)
+    lbte = run(ph, fc3, [11, 11, 11], [300.0], sigma_thz=0.1, method="lbte")
 """
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -80,6 +87,9 @@ __all__ = [
     "interaction_strength",
     "linewidths",
     "kappa_rta",
+    "collisions",
+    "kappa_lbte",
+    "pinv_solve",
     "run",
     "cumulative_kappa",
     "mean_free_paths",
@@ -110,6 +120,7 @@ KAPPA_TO_W_MK = (_THZ * _ANGSTROM) ** 2 / _ANGSTROM**3 * _EV_J / _THZ / (2 * mat
 
 DEFAULT_CUTOFF_THZ = 1e-4  # phono3py's cutoff_frequency
 DEFAULT_DEGENERACY_THZ = 1e-4  # phonopy's degenerate_sets tolerance
+DEFAULT_PINV_CUTOFF = 1e-8  # phono3py's pinv_cutoff (THz, on |eigenvalue|)
 PERTURBATION = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)  # phonopy's direction
 
 
@@ -124,7 +135,11 @@ class Mesh(NamedTuple):
         weights: ``[g]`` number of mesh points in each star (sum ``N``).
         third: ``[g, N]`` for irreducible ``q`` and each ``q'``, the index of
             ``q'' ≡ −q − q'`` on the mesh.
-        rotations: ``[r, 3, 3]`` Cartesian point-group rotations.
+        rotations: ``[r, 3, 3]`` Cartesian point-group rotations, with time
+            reversal (``−R``) added when the group lacks inversion: the
+            operations that map a q-point onto its star.
+        rotation_map: ``[r, N]`` index of ``R q`` for each rotation and point.
+        star: ``[N]`` index into ``irreducible`` of each point's star.
     """
 
     numbers: np.ndarray
@@ -133,6 +148,8 @@ class Mesh(NamedTuple):
     weights: np.ndarray
     third: np.ndarray
     rotations: np.ndarray
+    rotation_map: np.ndarray
+    star: np.ndarray
 
 
 class Triplets(NamedTuple):
@@ -150,7 +167,7 @@ class Triplets(NamedTuple):
 
 
 class Conductivity(NamedTuple):
-    """RTA thermal conductivity and its mode-resolved ingredients.
+    """Thermal conductivity (RTA or LBTE) and its mode-resolved ingredients.
 
     Attributes:
         temperatures: ``[T]`` K.
@@ -208,20 +225,53 @@ def mesh(primitive, numbers, *, use_symmetry: bool = True, symprec: float = 1e-5
     )
     address = np.asarray(address)
     mapping = np.asarray(mapping) if use_symmetry else np.arange(len(address))
-    ir, inverse, counts = np.unique(mapping, return_inverse=True, return_counts=True)
-    del inverse
+    ir, star, counts = np.unique(mapping, return_inverse=True, return_counts=True)
     q = address / nums
     q = q - (q > 0.5)
     a = np.mod(address, nums)
-    idx = a[:, 0] + nums[0] * (a[:, 1] + nums[1] * a[:, 2])
+    idx = _grid_index(a, nums)
     if not np.array_equal(idx, np.arange(len(idx))):
         raise ConfigError("unexpected spglib grid order; check the spglib version")
     t = np.mod(-(a[ir][:, None, :] + a[None, :, :]), nums)  # [g, N, 3]
-    third = t[..., 0] + nums[0] * (t[..., 1] + nums[1] * t[..., 2])
+    third = _grid_index(t, nums)
     sym = spglib.get_symmetry((lat, frac, np.asarray(primitive.numbers)), symprec)
     rots = np.unique(np.asarray(sym["rotations"]), axis=0)
+    if not np.any(np.all(rots == -np.eye(3, dtype=rots.dtype), axis=(1, 2))):
+        rots = np.concatenate([rots, -rots])  # time reversal: q -> -q
     cart = np.einsum("ab,obc,cd->oad", lat.T, rots, np.linalg.inv(lat.T))
-    return Mesh(nums, q, ir.astype(np.int64), counts.astype(np.int64), third, cart)
+    rotation_map = _rotation_map(rots, a, nums)
+    if use_symmetry and not np.array_equal(
+        mapping[rotation_map], mapping[None].repeat(len(rots), 0)
+    ):
+        raise ConfigError("spglib's irreducible points disagree with its rotations")
+    return Mesh(
+        nums,
+        q,
+        ir.astype(np.int64),
+        counts.astype(np.int64),
+        third,
+        cart,
+        rotation_map,
+        star.astype(np.int64),
+    )
+
+
+def _grid_index(address, nums):
+    """Index in spglib's grid order of integer addresses in ``[0, n)``."""
+    return address[..., 0] + nums[0] * (address[..., 1] + nums[1] * address[..., 2])
+
+
+def _rotation_map(rotations, address, nums):
+    """``[r, N]`` grid index of ``R q`` (``q' = W⁻ᵀ q`` for a real-space ``W``)."""
+    recip = np.linalg.inv(rotations).transpose(0, 2, 1)  # [r, 3, 3]
+    image = np.einsum("oab,nb->ona", recip, address / nums) * nums  # [r, N, 3]
+    rounded = np.rint(image)
+    if np.abs(image - rounded).max() > 1e-8:
+        raise ConfigError(
+            f"the {nums.tolist()} mesh does not have the crystal's symmetry; use "
+            "mesh numbers that respect it (e.g. equal numbers for a cubic cell)"
+        )
+    return _grid_index(np.mod(rounded.astype(np.int64), nums), nums)
 
 
 def _first_atom_index(fc3, images: _dm.Images):
@@ -484,6 +534,134 @@ def linewidths(
     return jax.vmap(at)(jnp.asarray(temperatures, strength.dtype))
 
 
+def collisions(
+    strength, f0, f1, f2, temperatures, sigma_thz, *, cutoff_thz=DEFAULT_CUTOFF_THZ
+) -> Float[Array, "t m k m"]:
+    """Scattering-out part of the collision matrix between ``q`` and each ``q'``.
+
+    phono3py's reducible collision matrix (Chaput 2013, halved as phono3py)::
+
+        Ω'_{λ,λ'} = 18π/ħ² Σ_{λ''} P_{λλ'λ''} / sinh(ħω''/2k_BT)
+                    · [g_σ(ν − ν' − ν'') + g_σ(ν + ν' − ν'') + g_σ(ν − ν' + ν'')]
+
+    Args:
+        strength: ``[k, m, m, m]`` interaction strengths of the ``k`` triplets
+            ``(q, q'_s, q''_s)``, eV² (already divided by the mesh size).
+        f0: ``[m]`` frequencies at q, THz.
+        f1: ``[k, m]`` frequencies at ``q'``, THz.
+        f2: ``[k, m]`` frequencies at ``q''``, THz.
+        temperatures: ``[T]`` K (> 0).
+        sigma_thz: Gaussian smearing width, THz.
+        cutoff_thz: ``q''`` modes at or below it are left out.
+
+    Returns:
+        ``[T, m, k, m]`` ``Ω'(q j, q'_s j')``, THz (the diagonal ``Γ`` and the
+        symmetrisation are added by :func:`kappa_lbte`).
+    """
+    x0 = f0[None, :, None, None]
+    x1 = f1[:, None, :, None]
+    x2 = f2[:, None, None, :]
+    g = (
+        _gauss(x0 - x1 - x2, sigma_thz)
+        + _gauss(x0 + x1 - x2, sigma_thz)
+        + _gauss(x0 - x1 + x2, sigma_thz)
+    )
+    ok = f2 > cutoff_thz
+    s2 = jnp.where(ok, f2, 1.0)
+
+    def at(t):
+        y = s2 * _units.THZ_TO_EV / (2 * _units.KB_EV_K * t)
+        inv_sinh = jnp.where(ok, 1.0 / jnp.sinh(y), 0.0)[:, None, None, :]
+        row = jnp.sum(strength * g * inv_sinh, axis=3) * GAMMA_TO_THZ  # [k, m, m]
+        return jnp.transpose(row, (1, 0, 2))
+
+    return jax.vmap(at)(jnp.asarray(temperatures, strength.dtype))
+
+
+def _scattering(
+    fc3,
+    masses,
+    images,
+    frac,
+    trip,
+    qs,
+    modes,
+    grid: Mesh,
+    temps,
+    sigma_thz,
+    cutoff_thz,
+    degeneracy_thz,
+    r0_average,
+    batch_size,
+    with_collisions,
+):
+    """Linewidths at the irreducible points, and optionally collision rows.
+
+    Returns:
+        ``(gamma [g, T, m] THz, rows [g, T, m, N, m] THz or None)``: Γ averaged
+        over degenerate modes, and :func:`collisions` against every mesh point.
+    """
+    f_all, e_all = modes
+    n_mesh = len(grid.qpoints)
+    third = jnp.asarray(grid.third)
+    chunk = min(batch_size, n_mesh)
+    n_chunks = -(-n_mesh // chunk)
+    pad = n_chunks * chunk - n_mesh
+
+    def at_point(args):
+        g_idx, q_index = args
+        q0 = qs[q_index]
+        f0, e0 = f_all[q_index], e_all[q_index]
+        i2 = third[g_idx]  # [N]
+        # padded triplets repeat the last one with zero weight
+        i1p = jnp.concatenate([jnp.arange(n_mesh), jnp.full(pad, n_mesh - 1)])
+        i2p = jnp.concatenate([i2, jnp.full(pad, i2[-1])])
+        wp = jnp.concatenate([jnp.ones(n_mesh), jnp.zeros(pad)])
+
+        def weighted(idx):
+            a, b, w = idx
+            k = a.shape[0]
+            pp = (
+                interaction_strength(
+                    fc3,
+                    masses,
+                    images,
+                    frac,
+                    trip,
+                    jnp.broadcast_to(q0, (k, 3)),
+                    qs[a],
+                    qs[b],
+                    (
+                        jnp.broadcast_to(f0, (k, *f0.shape)),
+                        jnp.broadcast_to(e0, (k, *e0.shape)),
+                    ),
+                    (f_all[a], e_all[a]),
+                    (f_all[b], e_all[b]),
+                    cutoff_thz=cutoff_thz,
+                    r0_average=r0_average,
+                )
+                * (w / n_mesh)[:, None, None, None]
+            )
+            args = (pp, f0, f_all[a], f_all[b], temps, sigma_thz)
+            gam = linewidths(*args, cutoff_thz=cutoff_thz)
+            if not with_collisions:
+                return gam, None
+            return gam, collisions(*args, cutoff_thz=cutoff_thz)
+
+        chunks = (x.reshape(n_chunks, chunk) for x in (i1p, i2p, wp))
+        gam, rows = jax.lax.map(weighted, tuple(chunks))  # [c, T, m], [c, T, m, k, m]
+        same = _same_set(f0, degeneracy_thz)
+        gam = (gam.sum(axis=0) @ same) / same.sum(axis=0)[None, :]
+        if with_collisions:
+            rows = jnp.moveaxis(rows, 0, 2)  # [T, m, c, k, m]
+            rows = rows.reshape(*rows.shape[:2], n_chunks * chunk, -1)[:, :, :n_mesh]
+        return gam, rows
+
+    return jax.lax.map(
+        at_point, (jnp.arange(len(grid.irreducible)), jnp.asarray(grid.irreducible))
+    )
+
+
 def _mode_cv(f, temperature):
     x = f * _units.THZ_TO_EV / (_units.KB_EV_K * temperature)
     return _units.KB_EV_K * x**2 * jnp.exp(-x) / jnp.expm1(-x) ** 2
@@ -536,57 +714,22 @@ def kappa_rta(
     f_all, e_all = _modes(fc2, masses, images, qs, degeneracy_thz)
     q_ir = qs[jnp.asarray(grid.irreducible)]
     f_ir, v_ir = _velocities(fc2, masses, images, lat, q_ir, degeneracy_thz, cutoff_thz)
-    third = jnp.asarray(grid.third)
-
-    def gamma_at(args):
-        g_idx, q_index = args
-        q0 = qs[q_index]
-        f0, e0 = f_all[q_index], e_all[q_index]
-        i2 = third[g_idx]  # [N]
-
-        i1 = jnp.arange(n_mesh)
-        n_chunks = -(-n_mesh // min(batch_size, n_mesh))
-        pad = n_chunks * min(batch_size, n_mesh) - n_mesh
-        # padded triplets repeat the last one with zero weight
-        i1p = jnp.concatenate([i1, jnp.full(pad, n_mesh - 1)]).reshape(n_chunks, -1)
-        i2p = jnp.concatenate([i2, jnp.full(pad, i2[-1])]).reshape(n_chunks, -1)
-        wp = jnp.concatenate([jnp.ones(n_mesh), jnp.zeros(pad)]).reshape(n_chunks, -1)
-
-        def weighted(idx):
-            a, b, w = idx
-            k = a.shape[0]
-            pp = (
-                interaction_strength(
-                    fc3,
-                    masses,
-                    images,
-                    frac,
-                    trip,
-                    jnp.broadcast_to(q0, (k, 3)),
-                    qs[a],
-                    qs[b],
-                    (
-                        jnp.broadcast_to(f0, (k, *f0.shape)),
-                        jnp.broadcast_to(e0, (k, *e0.shape)),
-                    ),
-                    (f_all[a], e_all[a]),
-                    (f_all[b], e_all[b]),
-                    cutoff_thz=cutoff_thz,
-                    r0_average=r0_average,
-                )
-                * (w / n_mesh)[:, None, None, None]
-            )
-            return linewidths(
-                pp, f0, f_all[a], f_all[b], temps, sigma_thz, cutoff_thz=cutoff_thz
-            )
-
-        parts = jax.lax.map(weighted, (i1p, i2p, wp))  # [chunks, T, m]
-        gam = parts.sum(axis=0)
-        same = _same_set(f0, degeneracy_thz)
-        return (gam @ same) / same.sum(axis=0)[None, :]
-
-    gamma = jax.lax.map(
-        gamma_at, (jnp.arange(len(grid.irreducible)), jnp.asarray(grid.irreducible))
+    gamma, _ = _scattering(
+        fc3,
+        masses,
+        images,
+        frac,
+        trip,
+        qs,
+        (f_all, e_all),
+        grid,
+        temps,
+        sigma_thz,
+        cutoff_thz,
+        degeneracy_thz,
+        r0_average,
+        batch_size,
+        with_collisions=False,
     )  # [g, T, m]
     gamma = jnp.transpose(gamma, (1, 0, 2))  # [T, g, m]
     rot = jnp.asarray(grid.rotations, fc2.dtype)
@@ -616,6 +759,226 @@ def kappa_rta(
     )
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def pinv_solve(matrix, rhs, cutoff):
+    """``A⁺ b`` for symmetric ``A``, dropping eigenvalues with ``|w| ≤ cutoff``.
+
+    ``A`` is read as its symmetric part ``(A + Aᵀ)/2``, in the value and in
+    the derivative alike.
+
+    The derivative is that of the pseudo-inverse at fixed rank (Golub and
+    Pereyra, SIAM J. Numer. Anal. 10, 413 (1973))::
+
+        dA⁺ = −A⁺ dA A⁺ + A⁺² dA (1 − P) + (1 − P) dA A⁺²,   P = A A⁺
+
+    so it stays finite when ``A`` has degenerate eigenvalues (where the
+    derivative of ``eigh`` does not).
+
+    Args:
+        matrix: ``[n, n]``, symmetric.
+        rhs: ``[n, k]``.
+        cutoff: eigenvalue magnitude at or below which a direction is dropped.
+
+    Returns:
+        ``[n, k]`` the minimum-norm least-squares solution.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> y = pinv_solve(jnp.diag(jnp.array([2.0, 0.0])), jnp.ones((2, 1)), 1e-8)
+        >>> y.ravel().tolist()
+        [0.5, 0.0]
+    """
+    w, v = jnp.linalg.eigh(0.5 * (matrix + matrix.T))
+    keep = jnp.abs(w) > cutoff
+    inv_w = jnp.where(keep, 1.0 / jnp.where(keep, w, 1.0), 0.0)
+    return v @ (inv_w[:, None] * (v.T @ rhs))
+
+
+@pinv_solve.defjvp
+def _pinv_solve_jvp(cutoff, primals, tangents):
+    a, b = primals
+    da, db = tangents
+    da = 0.5 * (da + da.T)
+    w, v = jnp.linalg.eigh(0.5 * (a + a.T))
+    keep = jnp.abs(w) > cutoff
+    inv_w = jnp.where(keep, 1.0 / jnp.where(keep, w, 1.0), 0.0)
+
+    def pinv(z):
+        return v @ (inv_w[:, None] * (v.T @ z))
+
+    def off_range(z):  # (1 − P) z
+        return z - v @ (keep[:, None] * (v.T @ z))
+
+    y = pinv(b)
+    dy = (
+        -pinv(da @ y)
+        + pinv(pinv(da @ off_range(b)))
+        + off_range(da @ pinv(y))
+        + pinv(db)
+    )
+    return y, dy
+
+
+def kappa_lbte(
+    fc2,
+    fc3,
+    masses,
+    images: _dm.Images,
+    primitive,
+    grid: Mesh,
+    trip: Triplets,
+    temperatures,
+    sigma_thz: float,
+    *,
+    cutoff_thz: float = DEFAULT_CUTOFF_THZ,
+    degeneracy_thz: float = DEFAULT_DEGENERACY_THZ,
+    r0_average: bool = True,
+    batch_size: int = 256,
+    pinv_cutoff: float = DEFAULT_PINV_CUTOFF,
+) -> Conductivity:
+    """Thermal conductivity from the direct solution of the linearised BTE.
+
+    phono3py's reducible collision matrix (Chaput, PRL 110, 265506 (2013);
+    ``is_LBTE=True, is_reducible_collision_matrix=True``), a JAX function of
+    ``fc2`` and ``fc3``:
+
+    1. rows ``Ω'(q λ, q' λ')`` (:func:`collisions`) at the irreducible ``q``
+       against every mesh point, then copied to the whole mesh by the point
+       group (``Ω'(Rq, Rq') = Ω'(q, q')``, averaged over ``q``'s stabiliser);
+       velocities, heat capacities and Γ likewise;
+    2. ``Ω = diag(Γ) + Ω'``, averaged over degenerate modes (rows and
+       columns) and symmetrised ``(Ω + Ωᵀ)/2``;
+    3. ``X_λ = v_λ ħω_λ / (4 k_B T² sinh(ħω_λ/2k_BT))`` and ``Y = Ω⁺X`` with
+       the pseudo-inverse that drops eigenvalues ``|w| ≤ pinv_cutoff``
+       (phono3py's default solver; :func:`pinv_solve`). The acoustic modes at
+       Γ and modes at or below ``cutoff_thz`` are left out (zero rows);
+    4. ``κ = 2 k_B T²/(N V) Σ_λ sym(X_λ Y_λᵀ)``, averaged over the point group.
+
+    With only the diagonal kept this is exactly the RTA (:func:`kappa_rta`).
+
+    Memory: ``Ω`` is dense, ``(N m)²`` float64 per temperature (N mesh points,
+    m bands): 0.5 GB for Si on an 11³ mesh; the solve costs ``(N m)³``.
+
+    Args:
+        fc2: ``[n, 3, n, 3]`` supercell force constants, eV/Å².
+        fc3: ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³, or
+            compact ``[p, 3, n, 3, n, 3]`` (first atoms ``images.representative``).
+        masses: ``[n]`` supercell masses, amu.
+        images: the supercell's :class:`~.dynamical_matrix.Images`.
+        primitive: the primitive :class:`~mldiff.structure.Structure` (concrete).
+        grid: from :func:`mesh`.
+        trip: from :func:`triplets`.
+        temperatures: ``[T]`` K, all > 0.
+        sigma_thz: Gaussian smearing width, THz.
+        cutoff_thz: modes at or below it carry no heat and do not scatter.
+        degeneracy_thz: frequency tolerance for degenerate modes, THz.
+        r0_average: see :func:`interaction_strength` (phono3py's default).
+        batch_size: triplets evaluated together (memory knob).
+        pinv_cutoff: eigenvalues of ``Ω`` at or below it (THz) are dropped.
+
+    Returns:
+        The :class:`Conductivity`: ``kappa`` and ``mode_kappa`` (summed over
+        each star) from the LBTE solution; ``gamma`` are the linewidths Γ.
+    """
+    _fc.check_float64(primitive, "thermal conductivity")
+    temps = jnp.asarray(temperatures, jnp.float64).reshape(-1)
+    lat = np.asarray(primitive.cell, np.float64)
+    frac = np.linalg.solve(lat.T, np.asarray(primitive.positions, np.float64).T).T
+    volume = abs(np.linalg.det(lat))
+    n_mesh = len(grid.qpoints)
+    qs = jnp.asarray(grid.qpoints, fc2.dtype)
+    f_all, e_all = _modes(fc2, masses, images, qs, degeneracy_thz)
+    n_band = f_all.shape[1]
+    q_ir = qs[jnp.asarray(grid.irreducible)]
+    f_ir, v_ir = _velocities(fc2, masses, images, lat, q_ir, degeneracy_thz, cutoff_thz)
+    gamma, rows = _scattering(
+        fc3,
+        masses,
+        images,
+        frac,
+        trip,
+        qs,
+        (f_all, e_all),
+        grid,
+        temps,
+        sigma_thz,
+        cutoff_thz,
+        degeneracy_thz,
+        r0_average,
+        batch_size,
+        with_collisions=True,
+    )  # [g, T, m], [g, T, m, N, m]
+
+    # point-group images of the irreducible points (identity only when every
+    # point was computed, use_symmetry=False)
+    if len(grid.irreducible) == n_mesh:
+        rot_map, rot_cart = np.arange(n_mesh)[None], np.eye(3)[None]
+    else:
+        rot_map, rot_cart = grid.rotation_map, grid.rotations
+    n_rot = len(rot_map)
+    multi = jnp.asarray(n_rot / grid.weights, fc2.dtype)  # [g] stabiliser sizes
+    rot_map = jnp.asarray(rot_map)
+    rot_cart = jnp.asarray(rot_cart, fc2.dtype)
+    to = rot_map[:, jnp.asarray(grid.irreducible)]  # [r, g]
+    v_rot = jnp.einsum("rab,gmb->rgma", rot_cart, v_ir) / multi[None, :, None, None]
+    v_all = jnp.zeros((n_mesh, n_band, 3), fc2.dtype).at[to].add(v_rot)
+    star = jnp.asarray(grid.star)
+
+    is_gamma = jnp.arange(n_mesh)[:, None] == 0  # grid point 0 is Γ
+    dead = (f_all <= cutoff_thz) | (is_gamma & (jnp.arange(n_band) < 3)[None, :])
+    live = ~dead.reshape(-1)
+    same = jax.vmap(lambda f: _same_set(f, degeneracy_thz))(f_all)  # [N, m, m]
+    average = same / same.sum(axis=2, keepdims=True)
+    f_safe = jnp.where(dead, 1.0, f_all)
+    conv = KAPPA_TO_W_MK / volume / n_mesh
+    rot_k = jnp.asarray(grid.rotations, fc2.dtype)
+
+    def at_temperature(args):
+        t, gamma_t, rows_t = args  # [], [g, m], [g, m, N, m]
+        vals = jnp.transpose(rows_t, (0, 2, 1, 3)) / multi[:, None, None, None]
+
+        def add(r, om):
+            return om.at[to[r][:, None], rot_map[r][None, :]].add(vals)
+
+        om = jax.lax.fori_loop(
+            0, n_rot, add, jnp.zeros((n_mesh, n_mesh, n_band, n_band), fc2.dtype)
+        )
+        size = n_mesh * n_band
+        om = jnp.transpose(om, (0, 2, 1, 3)).reshape(size, size)
+        om = om + jnp.diag(gamma_t[star].reshape(-1))
+        om = om.reshape(n_mesh, n_band, n_mesh, n_band)  # [N, m, N, m]
+        om = jnp.einsum("gij,gjhk->gihk", average, om)
+        om = jnp.einsum("gihk,hlk->gihl", om, average)
+        om = om.reshape(size, size)
+        om = 0.5 * (om + om.T)
+        om = jnp.where(live[:, None] & live[None, :], om, 0.0)
+        y = f_safe * _units.THZ_TO_EV / (2 * _units.KB_EV_K * t)
+        factor = jnp.where(dead, 0.0, 2 * y / (4 * t * jnp.sinh(y)))  # ħω/(4k_BT² sh)
+        x = (v_all * factor[..., None]).reshape(-1, 3)
+        sol = pinv_solve(om, x, pinv_cutoff)
+        xy = jnp.einsum("na,nb->nab", x, sol).reshape(n_mesh, n_band, 3, 3)
+        xy = jnp.einsum("rab,gmbc,rdc->gmad", rot_k, xy, rot_k) / rot_k.shape[0]
+        mode = (xy + jnp.swapaxes(xy, -1, -2)) * (_units.KB_EV_K * t**2 * conv)
+        return jax.ops.segment_sum(mode, star, num_segments=len(grid.irreducible))
+
+    gamma = jnp.transpose(gamma, (1, 0, 2))  # [T, g, m]
+    mode_kappa = jax.lax.map(at_temperature, (temps, gamma, jnp.moveaxis(rows, 1, 0)))
+    ok = f_ir > cutoff_thz
+    f_ok = jnp.where(ok, f_ir, 1.0)
+    cv = jax.vmap(lambda t: jnp.where(ok, _mode_cv(f_ok, t), 0.0))(temps)
+    return Conductivity(
+        temperatures=temps,
+        kappa=mode_kappa.sum(axis=(1, 2)),
+        mode_kappa=mode_kappa,
+        gamma=gamma,
+        frequencies=f_ir,
+        velocities=v_ir,
+        heat_capacities=cv,
+        qpoints=q_ir,
+        weights=jnp.asarray(grid.weights),
+    )
+
+
 def run(
     phonons,
     fc3,
@@ -627,8 +990,9 @@ def run(
     cutoff_thz: float = DEFAULT_CUTOFF_THZ,
     r0_average: bool = True,
     batch_size: int = 256,
+    method: str = "rta",
 ) -> Conductivity:
-    """RTA thermal conductivity from harmonic phonons and third-order constants.
+    """Thermal conductivity from harmonic phonons and third-order constants.
 
     Args:
         phonons: a :class:`mldiff.phonons.Phonons` (supercell fc2 and images).
@@ -644,10 +1008,15 @@ def run(
         r0_average: phono3py's ``make_r0_average`` (its default); see
             :func:`interaction_strength`.
         batch_size: triplets evaluated together (memory knob).
+        method: ``"rta"`` (:func:`kappa_rta`) or ``"lbte"``, the direct
+            solution of the linearised Boltzmann equation (:func:`kappa_lbte`;
+            a dense ``(N m)²`` collision matrix, so for modest meshes).
 
     Returns:
         The :class:`Conductivity`.
     """
+    if method not in _METHODS:
+        raise ConfigError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
     temps = np.asarray(temperatures, np.float64).reshape(-1)
     if np.any(temps <= 0):
         raise ConfigError(f"temperatures must be > 0 K, got {temps.tolist()}")
@@ -661,9 +1030,17 @@ def run(
             f"{(p, 3, n, 3, n, 3)} (compact) for this {n}-atom supercell, got "
             f"{tuple(np.shape(fc3))}; compute it on phonons.supercell"
         )
+    size = int(np.prod(np.asarray(mesh_numbers, dtype=int))) * 3 * p
+    if method == "lbte" and size > LBTE_MAX_MODES:
+        raise ConfigError(
+            f"the LBTE collision matrix would be {size}×{size} "
+            f"({8 * size**2 / 2**30:.1f} GiB per temperature); the limit is "
+            f"{LBTE_MAX_MODES} modes: use a smaller mesh or method='rta'"
+        )
     grid = mesh(phonons.primitive, mesh_numbers, use_symmetry=use_symmetry)
     trip = triplets(fc3, phonons.images)
     return _kappa_jit(
+        _METHODS[method],
         phonons.force_constants,
         jnp.asarray(fc3),
         phonons.masses,
@@ -680,11 +1057,11 @@ def run(
 
 
 def _kappa_jit(
-    fc2, fc3, masses, images, primitive, grid, trip, temps, sigma, cut, r0, bs
+    solver, fc2, fc3, masses, images, primitive, grid, trip, temps, sigma, cut, r0, bs
 ):
     @jax.jit
     def go(fc2, fc3, masses, images, temps):
-        return kappa_rta(
+        return solver(
             fc2,
             fc3,
             masses,
@@ -700,6 +1077,10 @@ def _kappa_jit(
         )
 
     return go(fc2, fc3, masses, images, temps)
+
+
+_METHODS = {"rta": kappa_rta, "lbte": kappa_lbte}
+LBTE_MAX_MODES = 24_000  # 4.3 GiB collision matrix
 
 
 def mean_free_paths(result: Conductivity) -> jax.Array:

@@ -39,12 +39,22 @@ def set_force_constants(ph3, fc2, fc3, perm):
     ph3.fc3 = to_phono3py_layout(fc3)
 
 
-def kappa(ph3, mesh, temperatures, sigma):
-    """phono3py's RTA κ ``[T, 3, 3]`` (W/mK), Gaussian smearing ``sigma`` THz."""
+def kappa(ph3, mesh, temperatures, sigma, lbte=False):
+    """phono3py's κ ``[T, 3, 3]`` (W/mK), Gaussian smearing ``sigma`` THz.
+
+    RTA, or with ``lbte=True`` the direct solution with the reducible
+    collision matrix (``is_reducible_collision_matrix=True``; its other
+    defaults: k-star symmetry, pseudo-inverse cutoff 1e-8).
+    """
     ph3.mesh_numbers = mesh
     ph3.sigmas = [sigma]
     ph3.init_phph_interaction()
-    ph3.run_thermal_conductivity(temperatures=temperatures, is_LBTE=False, log_level=0)
+    ph3.run_thermal_conductivity(
+        temperatures=temperatures,
+        is_LBTE=lbte,
+        is_reducible_collision_matrix=lbte,
+        log_level=0,
+    )
     k6 = np.asarray(ph3.thermal_conductivity.kappa)[0]  # [T, 6] xx yy zz yz xz xy
     out = np.zeros((len(temperatures), 3, 3))
     for c, (a, b) in enumerate([(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]):

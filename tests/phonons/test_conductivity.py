@@ -197,3 +197,117 @@ def test_safe_eigh_differentiates_under_jit_and_vmap_with_a_traced_tolerance():
     grad = jax.grad(jax.jit(batch))(0.0)
     w, v = np.linalg.eigh(a0)
     np.testing.assert_allclose(grad, v[:, 0] @ a1 @ v[:, 0], rtol=1e-10)
+
+
+def phono3py_on(ph, atoms, supercell, primitive, fc3):
+    """A fresh phono3py object holding our fc2 and fc3 of ``ph``."""
+    ph3 = ref.phono3py_object(
+        atoms, supercell, primitive, masses=np.asarray(ph.masses)[: len(atoms)]
+    )
+    ref.set_force_constants(
+        ph3, ph.force_constants, fc3, ref.order_of(ph, atoms, supercell)
+    )
+    return ph3
+
+
+@pytest.fixture(scope="module")
+def si2_lbte(si2, si_sw):
+    ph, fc3, _, _, _ = si2
+    res = conductivity.run(ph, fc3, [5, 5, 5], TEMPS, sigma_thz=SIGMA, method="lbte")
+    return ph, fc3, res
+
+
+def test_lbte_kappa_equals_phono3py_direct_solution(si2, si2_lbte, si_sw):
+    # reference: phono3py's direct solution of the LBTE on the same fc2/fc3
+    # (is_LBTE=True, reducible collision matrix, k-star symmetry, pinv 1e-8)
+    _, _, res_rta, _, _ = si2
+    ph, fc3, res = si2_lbte
+    ph3 = phono3py_on(ph, si_sw[2], [1, 1, 1], FCC_PRIMITIVE, fc3)
+    k3 = ref.kappa(ph3, [5, 5, 5], TEMPS, SIGMA, lbte=True)
+    # measured: 5e-14 relative
+    np.testing.assert_allclose(res.kappa, k3, rtol=1e-9, atol=1e-9 * np.abs(k3).max())
+    np.testing.assert_allclose(res.mode_kappa.sum(axis=(1, 2)), res.kappa, rtol=1e-12)
+    # normal processes are not resistive in the LBTE: κ above the RTA's (Si)
+    assert np.all(
+        np.trace(res.kappa, axis1=1, axis2=2)
+        > np.trace(res_rta.kappa, axis1=1, axis2=2)
+    )
+    np.testing.assert_allclose(res.gamma, res_rta.gamma, rtol=1e-12)
+
+
+def test_lbte_symmetry_expansion_equals_rows_computed_everywhere(si2_lbte):
+    # reference: every row of the collision matrix computed directly
+    # (use_symmetry=False) instead of rotated from the irreducible points
+    ph, fc3, res = si2_lbte
+    full = conductivity.run(
+        ph, fc3, [5, 5, 5], TEMPS, sigma_thz=SIGMA, method="lbte", use_symmetry=False
+    )
+    k, kf = np.asarray(res.kappa), np.asarray(full.kappa)
+    # measured: 1.1e-14 of the largest element
+    np.testing.assert_allclose(kf, k, rtol=1e-10, atol=1e-10 * np.abs(k).max())
+
+
+def test_pinv_solve_value_and_derivative_with_degenerate_eigenvalues():
+    # reference: NumPy's pseudo-inverse; finite differences of the function
+    # (check_grads) at fixed rank. Eigenvalues 2, 2, 2, 1, 0, 0: eigh's own
+    # derivative is undefined here.
+    from jax.test_util import check_grads
+
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    a = q @ np.diag([2.0, 2.0, 2.0, 1.0, 0.0, 0.0]) @ q.T
+    b = rng.normal(size=(6, 3))
+    y = conductivity.pinv_solve(jnp.asarray(a), jnp.asarray(b), 1e-3)
+    np.testing.assert_allclose(y, np.linalg.pinv(a, rcond=1e-6) @ b, atol=1e-12)
+    # the null directions stay dropped for perturbations below the cutoff
+    check_grads(
+        lambda m, r: conductivity.pinv_solve(m, r, 1e-3),
+        (jnp.asarray(a), jnp.asarray(b)),
+        order=1,
+        modes=("fwd", "rev"),
+        eps=1e-6,
+    )
+
+
+def test_lbte_bad_inputs_are_clear_errors(si2):
+    ph, fc3, _, _, _ = si2
+    with pytest.raises(ConfigError, match="method"):
+        conductivity.run(ph, fc3, [3, 3, 3], [300.0], method="iterative")
+    with pytest.raises(ConfigError, match="smaller mesh or method='rta'"):
+        conductivity.run(ph, fc3, [30, 30, 30], [300.0], method="lbte")
+
+
+@pytest.mark.slow
+def test_gradient_of_lbte_kappa_wrt_sw_lambda_equals_finite_difference():
+    si = Structure.from_ase(bulk("Si", "diamond", a=A_SI))
+    pot = potentials.get("sw")
+    ph0 = phonons.run(si, pot, None, [2, 2, 2])
+    p0 = pot.init(None, ph0.supercell)
+    grid = conductivity.mesh(ph0.primitive, [4, 4, 4])
+    trip = conductivity.triplets(
+        third_order.third_order(pot, p0, ph0.supercell), ph0.images
+    )
+
+    def kappa(lam):
+        p = dict(p0, lambda_=lam)
+        ph = phonons.run(si, pot, p, [2, 2, 2])
+        fc3 = third_order.third_order(pot, p, ph.supercell)
+        r = conductivity.kappa_lbte(
+            ph.force_constants,
+            fc3,
+            ph.masses,
+            ph.images,
+            ph.primitive,
+            grid,
+            trip,
+            [300.0],
+            1.0,
+        )
+        return jnp.trace(r.kappa[0]) / 3
+
+    lam = p0["lambda_"]
+    value, grad = jax.value_and_grad(kappa)(lam)
+    h = 1e-3 * float(lam)
+    fd = (kappa(lam + h) - kappa(lam - h)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4)
+    assert abs(float(grad)) > 1.0
