@@ -40,3 +40,14 @@ def rattled_bulk(symbol, crystal, a, repeat, stdev, seed, cubic=False):
     atoms = bulk(symbol, crystal, a=a, cubic=cubic).repeat(repeat)
     atoms.rattle(stdev=stdev, seed=seed)
     return atoms
+
+
+# Tests that take half a minute or more each (measured with --durations),
+# started first so that `pytest -n 2` does not finish on one of them while the
+# other worker idles: longest-first scheduling.
+_LONG_FIRST = ("test_notebooks.py", "test_quickstart.py", "active/test_loop.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move the long tests to the front (a stable sort: order otherwise kept)."""
+    items.sort(key=lambda item: not item.nodeid.split("::")[0].endswith(_LONG_FIRST))
