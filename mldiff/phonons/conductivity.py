@@ -578,30 +578,52 @@ def collisions(
     return jax.vmap(at)(jnp.asarray(temperatures, strength.dtype))
 
 
-def _scattering(
+class _Ingredients(NamedTuple):
+    """What both κ solvers need: harmonic phonons and three-phonon scattering."""
+
+    temps: jax.Array  # [T] K
+    volume: float  # primitive cell, Å³
+    f_all: jax.Array  # [N, m] THz, every mesh point
+    q_ir: jax.Array  # [g, 3] irreducible points (reduced)
+    f_ir: jax.Array  # [g, m] THz
+    v_ir: jax.Array  # [g, m, 3] THz·Å
+    cv: jax.Array  # [T, g, m] eV/K
+    gamma: jax.Array  # [T, g, m] THz, averaged over degenerate modes
+    rows: jax.Array | None  # [g, T, m, N, m] THz (collisions()), or None
+
+
+def _ingredients(
+    fc2,
     fc3,
     masses,
     images,
-    frac,
-    trip,
-    qs,
-    modes,
+    primitive,
     grid: Mesh,
-    temps,
+    trip,
+    temperatures,
     sigma_thz,
     cutoff_thz,
     degeneracy_thz,
     r0_average,
     batch_size,
     with_collisions,
-):
-    """Linewidths at the irreducible points, and optionally collision rows.
+) -> _Ingredients:
+    """Phonons on the mesh, Γ at the irreducible points, optional collisions.
 
-    Returns:
-        ``(gamma [g, T, m] THz, rows [g, T, m, N, m] THz or None)``: Γ averaged
-        over degenerate modes, and :func:`collisions` against every mesh point.
+    The collision rows (:func:`collisions`) are those of the irreducible
+    points against every mesh point.
     """
-    f_all, e_all = modes
+    _fc.check_float64(primitive, "thermal conductivity")
+    temps = jnp.asarray(temperatures, jnp.float64).reshape(-1)
+    lat = np.asarray(primitive.cell, np.float64)
+    frac = np.linalg.solve(lat.T, np.asarray(primitive.positions, np.float64).T).T
+    qs = jnp.asarray(grid.qpoints, fc2.dtype)
+    f_all, e_all = _modes(fc2, masses, images, qs, degeneracy_thz)
+    q_ir = qs[jnp.asarray(grid.irreducible)]
+    f_ir, v_ir = _velocities(fc2, masses, images, lat, q_ir, degeneracy_thz, cutoff_thz)
+    ok = f_ir > cutoff_thz
+    f_ok = jnp.where(ok, f_ir, 1.0)
+    cv = jax.vmap(lambda t: jnp.where(ok, _mode_cv(f_ok, t), 0.0))(temps)
     n_mesh = len(grid.qpoints)
     third = jnp.asarray(grid.third)
     chunk = min(batch_size, n_mesh)
@@ -657,8 +679,34 @@ def _scattering(
             rows = rows.reshape(*rows.shape[:2], n_chunks * chunk, -1)[:, :, :n_mesh]
         return gam, rows
 
-    return jax.lax.map(
+    gamma, rows = jax.lax.map(
         at_point, (jnp.arange(len(grid.irreducible)), jnp.asarray(grid.irreducible))
+    )  # [g, T, m], [g, T, m, N, m]
+    return _Ingredients(
+        temps=temps,
+        volume=float(abs(np.linalg.det(lat))),
+        f_all=f_all,
+        q_ir=q_ir,
+        f_ir=f_ir,
+        v_ir=v_ir,
+        cv=cv,
+        gamma=jnp.transpose(gamma, (1, 0, 2)),
+        rows=rows,
+    )
+
+
+def _conductivity(ing: _Ingredients, grid: Mesh, mode_kappa) -> Conductivity:
+    """The result: ingredients at the irreducible points and ``mode_kappa``."""
+    return Conductivity(
+        temperatures=ing.temps,
+        kappa=mode_kappa.sum(axis=(1, 2)),
+        mode_kappa=mode_kappa,
+        gamma=ing.gamma,
+        frequencies=ing.f_ir,
+        velocities=ing.v_ir,
+        heat_capacities=ing.cv,
+        qpoints=ing.q_ir,
+        weights=jnp.asarray(grid.weights),
     )
 
 
@@ -704,59 +752,34 @@ def kappa_rta(
     Returns:
         The :class:`Conductivity`.
     """
-    _fc.check_float64(primitive, "thermal conductivity")
-    temps = jnp.asarray(temperatures, jnp.float64).reshape(-1)
-    lat = np.asarray(primitive.cell, np.float64)
-    frac = np.linalg.solve(lat.T, np.asarray(primitive.positions, np.float64).T).T
-    volume = abs(np.linalg.det(lat))
-    n_mesh = len(grid.qpoints)
-    qs = jnp.asarray(grid.qpoints, fc2.dtype)
-    f_all, e_all = _modes(fc2, masses, images, qs, degeneracy_thz)
-    q_ir = qs[jnp.asarray(grid.irreducible)]
-    f_ir, v_ir = _velocities(fc2, masses, images, lat, q_ir, degeneracy_thz, cutoff_thz)
-    gamma, _ = _scattering(
+    ing = _ingredients(
+        fc2,
         fc3,
         masses,
         images,
-        frac,
-        trip,
-        qs,
-        (f_all, e_all),
+        primitive,
         grid,
-        temps,
+        trip,
+        temperatures,
         sigma_thz,
         cutoff_thz,
         degeneracy_thz,
         r0_average,
         batch_size,
         with_collisions=False,
-    )  # [g, T, m]
-    gamma = jnp.transpose(gamma, (1, 0, 2))  # [T, g, m]
+    )
     rot = jnp.asarray(grid.rotations, fc2.dtype)
-    vv = jnp.einsum("rab,gmb,rcd,gmd->gmac", rot, v_ir, rot, v_ir) / rot.shape[0]
-    ok = f_ir > cutoff_thz
-    f_safe = jnp.where(ok, f_ir, 1.0)
-    cv = jax.vmap(lambda t: jnp.where(ok, _mode_cv(f_safe, t), 0.0))(temps)
-    live = ok[None] & (gamma > 0)
-    inv_2g = jnp.where(live, 1.0 / (2 * jnp.where(live, gamma, 1.0)), 0.0)
+    v = ing.v_ir
+    vv = jnp.einsum("rab,gmb,rcd,gmd->gmac", rot, v, rot, v) / rot.shape[0]
+    live = (ing.f_ir > cutoff_thz)[None] & (ing.gamma > 0)
+    inv_2g = jnp.where(live, 1.0 / (2 * jnp.where(live, ing.gamma, 1.0)), 0.0)
     w = jnp.asarray(grid.weights, fc2.dtype)
     mode_kappa = (
-        (cv * inv_2g * w[None, :, None])[..., None, None]
+        (ing.cv * inv_2g * w[None, :, None])[..., None, None]
         * vv[None]
-        * (KAPPA_TO_W_MK / volume / n_mesh)
+        * (KAPPA_TO_W_MK / ing.volume / len(grid.qpoints))
     )
-    kappa = mode_kappa.sum(axis=(1, 2))
-    return Conductivity(
-        temperatures=temps,
-        kappa=kappa,
-        mode_kappa=mode_kappa,
-        gamma=gamma,
-        frequencies=f_ir,
-        velocities=v_ir,
-        heat_capacities=cv,
-        qpoints=q_ir,
-        weights=jnp.asarray(grid.weights),
-    )
+    return _conductivity(ing, grid, mode_kappa)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -880,34 +903,24 @@ def kappa_lbte(
         The :class:`Conductivity`: ``kappa`` and ``mode_kappa`` (summed over
         each star) from the LBTE solution; ``gamma`` are the linewidths Γ.
     """
-    _fc.check_float64(primitive, "thermal conductivity")
-    temps = jnp.asarray(temperatures, jnp.float64).reshape(-1)
-    lat = np.asarray(primitive.cell, np.float64)
-    frac = np.linalg.solve(lat.T, np.asarray(primitive.positions, np.float64).T).T
-    volume = abs(np.linalg.det(lat))
-    n_mesh = len(grid.qpoints)
-    qs = jnp.asarray(grid.qpoints, fc2.dtype)
-    f_all, e_all = _modes(fc2, masses, images, qs, degeneracy_thz)
-    n_band = f_all.shape[1]
-    q_ir = qs[jnp.asarray(grid.irreducible)]
-    f_ir, v_ir = _velocities(fc2, masses, images, lat, q_ir, degeneracy_thz, cutoff_thz)
-    gamma, rows = _scattering(
+    ing = _ingredients(
+        fc2,
         fc3,
         masses,
         images,
-        frac,
-        trip,
-        qs,
-        (f_all, e_all),
+        primitive,
         grid,
-        temps,
+        trip,
+        temperatures,
         sigma_thz,
         cutoff_thz,
         degeneracy_thz,
         r0_average,
         batch_size,
         with_collisions=True,
-    )  # [g, T, m], [g, T, m, N, m]
+    )
+    f_all = ing.f_all
+    n_mesh, n_band = f_all.shape
 
     # point-group images of the irreducible points (identity only when every
     # point was computed, use_symmetry=False)
@@ -920,7 +933,7 @@ def kappa_lbte(
     rot_map = jnp.asarray(rot_map)
     rot_cart = jnp.asarray(rot_cart, fc2.dtype)
     to = rot_map[:, jnp.asarray(grid.irreducible)]  # [r, g]
-    v_rot = jnp.einsum("rab,gmb->rgma", rot_cart, v_ir) / multi[None, :, None, None]
+    v_rot = jnp.einsum("rab,gmb->rgma", rot_cart, ing.v_ir) / multi[:, None, None]
     v_all = jnp.zeros((n_mesh, n_band, 3), fc2.dtype).at[to].add(v_rot)
     star = jnp.asarray(grid.star)
 
@@ -930,7 +943,7 @@ def kappa_lbte(
     same = jax.vmap(lambda f: _same_set(f, degeneracy_thz))(f_all)  # [N, m, m]
     average = same / same.sum(axis=2, keepdims=True)
     f_safe = jnp.where(dead, 1.0, f_all)
-    conv = KAPPA_TO_W_MK / volume / n_mesh
+    conv = KAPPA_TO_W_MK / ing.volume / n_mesh
     rot_k = jnp.asarray(grid.rotations, fc2.dtype)
 
     def at_temperature(args):
@@ -961,22 +974,10 @@ def kappa_lbte(
         mode = (xy + jnp.swapaxes(xy, -1, -2)) * (_units.KB_EV_K * t**2 * conv)
         return jax.ops.segment_sum(mode, star, num_segments=len(grid.irreducible))
 
-    gamma = jnp.transpose(gamma, (1, 0, 2))  # [T, g, m]
-    mode_kappa = jax.lax.map(at_temperature, (temps, gamma, jnp.moveaxis(rows, 1, 0)))
-    ok = f_ir > cutoff_thz
-    f_ok = jnp.where(ok, f_ir, 1.0)
-    cv = jax.vmap(lambda t: jnp.where(ok, _mode_cv(f_ok, t), 0.0))(temps)
-    return Conductivity(
-        temperatures=temps,
-        kappa=mode_kappa.sum(axis=(1, 2)),
-        mode_kappa=mode_kappa,
-        gamma=gamma,
-        frequencies=f_ir,
-        velocities=v_ir,
-        heat_capacities=cv,
-        qpoints=q_ir,
-        weights=jnp.asarray(grid.weights),
+    mode_kappa = jax.lax.map(
+        at_temperature, (ing.temps, ing.gamma, jnp.moveaxis(ing.rows, 1, 0))
     )
+    return _conductivity(ing, grid, mode_kappa)
 
 
 def run(
