@@ -77,6 +77,13 @@ class ActiveConfig:
         budget: oracle calls at most (failures count: they cost too).
         stop_disagreement: stop when no candidate scores above this (unit of
             ``score``); ``None`` never stops on it.
+        trust_high: query by committee labels only candidates scoring at or
+            below this (unit of ``score``): a higher spread marks a frame the
+            committee-mean MD reached by leaving what the models know
+            (near-collisions, exploded cells), which teaches little and whose
+            huge forces swamp the training set (DP-GEN's upper trust level,
+            Zhang et al., Comput. Phys. Commun. 253, 107206 (2020)). ``None``:
+            no bound. Random selection ignores it.
         score: ``"max_force_std"`` (eV/Å), ``"mean_force_std"`` (eV/Å) or
             ``"energy_std_per_atom"`` (eV/atom).
         selection: ``"committee"`` (query by committee) or ``"random"``.
@@ -102,6 +109,7 @@ class ActiveConfig:
     max_rounds: int = 10
     budget: int = 100
     stop_disagreement: float | None = None
+    trust_high: float | None = None
     score: str = "max_force_std"
     selection: str = "committee"
     temperatures_k: tuple[float, ...] = (300.0,)
@@ -129,6 +137,8 @@ class ActiveConfig:
                 raise ConfigError(f"{name} must be at least 1")
         if int(self.budget) < 0 or int(self.max_rounds) < 0:
             raise ConfigError("budget and max_rounds must be >= 0")
+        if self.trust_high is not None and not self.trust_high > 0:
+            raise ConfigError(f"trust_high must be > 0 or None, got {self.trust_high}")
         if self.n_members < 2 and self.selection == "committee":
             raise ConfigError(
                 "query by committee needs n_members >= 2 (the spread of one "
@@ -357,15 +367,15 @@ def run_active_learning(
     os.makedirs(out_dir, exist_ok=True)
     state = _start_or_resume(config, list(initial), out_dir)
     labeled = read_extxyz(_path(out_dir, state["labeled_file"]))
-    train_config = train_config_from_dict(
-        {**dict(config.train), "seed": config.seed}
-    )
+    train_config = train_config_from_dict({**dict(config.train), "seed": config.seed})
     validation = list(validation)
     spec = None
     if state["rounds_done"] > 0 or os.path.exists(
         _path(out_dir, "round_000", "ensemble", ensemble.MODEL)
     ):
-        meta, _ = checkpoint.read(_path(out_dir, "round_000", "ensemble", ensemble.MODEL))
+        meta, _ = checkpoint.read(
+            _path(out_dir, "round_000", "ensemble", ensemble.MODEL)
+        )
         spec = ModelSpec.from_dict(meta["model"])
     while not state["finished"]:
         r = state["rounds_done"]
@@ -431,6 +441,10 @@ def run_active_learning(
                     if config.selection == "random":
                         key = jax.random.key(config.seed * 100_003 + r)
                         rank = np.asarray(acquisition.random_scores(key, len(cands)))
+                    elif config.trust_high is not None:
+                        trusted = np.asarray(score) <= config.trust_high
+                        summary["n_above_trust"] = int(np.sum(~trusted))
+                        rank = np.where(trusted, score, np.nan)  # never taken
                     pick = acquisition.select_batch(
                         rank,
                         min(int(config.labels_per_round), left),

@@ -137,7 +137,28 @@ def test_budget_and_convergence_stop_the_loop_and_config_must_match(tmp_path):
     assert os.path.exists(tmp_path / "c" / "round_000" / "ensemble")
 
 
+def test_trust_high_keeps_query_by_committee_off_untrusted_frames(tmp_path):
+    # reference: the same round without the bound (same seed: the same
+    # committee and candidates); its top picks lie above the threshold
+    free = run_active_learning(
+        _config(max_rounds=1), _initial(), Counting(), tmp_path / "a", progress=False
+    )
+    top = free.log[0]["selected_disagreement"]
+    threshold = 0.5 * (free.log[0]["mean_disagreement"] + max(top))
+    bounded = run_active_learning(
+        _config(max_rounds=1, trust_high=threshold), _initial(), Counting(),
+        tmp_path / "b", progress=False,
+    )
+    record = bounded.log[0]
+    assert record["n_candidates"] == free.log[0]["n_candidates"]
+    assert max(top) > threshold and record["n_above_trust"] >= 1
+    assert record["new_labels"] == 2
+    assert all(d <= threshold for d in record["selected_disagreement"])
+
+
 def test_config_errors():
+    with pytest.raises(ConfigError, match="trust_high"):
+        _config(trust_high=0.0)
     with pytest.raises(ConfigError, match="n_members >= 2"):
         _config(n_members=1)
     with pytest.raises(ConfigError, match="unknown score"):
