@@ -212,8 +212,9 @@ def read_log(out_dir) -> list[dict]:
 def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
     cfg_path = _path(out_dir, CONFIG)
     if os.path.exists(_path(out_dir, STATE)):
-        saved = _read_json(cfg_path)
-        if saved != json.loads(json.dumps(config.to_dict())):
+        # settings added since the folder was written take their defaults
+        saved = ActiveConfig.from_dict(_read_json(cfg_path)).to_dict()
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
             raise ConfigError(
                 f"{out_dir} holds a run with a different configuration; resume it "
                 "with the same settings or use a new output folder"

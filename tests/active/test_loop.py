@@ -90,6 +90,11 @@ def test_killed_mid_round_resumes_without_losing_or_duplicating_labels(tmp_path)
     assert state["rounds_done"] == 1  # round 1 was not committed
     assert len(read_extxyz(tmp_path / "run" / "round_001" / "labels.extxyz")) == 1
 
+    # a folder written before a setting existed resumes: it takes its default
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["trust_high"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+
     second = Counting()
     resumed = run_active_learning(
         cfg, initial, second, tmp_path / "run", progress=False
