@@ -11,11 +11,13 @@ the same loop runs (:func:`mldiff.active.run_active_learning`): the same
 initial labeled cells, the same exploration (Langevin MD with the committee
 mean at several temperatures), the same budget; only the choice of what to
 label differs. Query by committee takes the largest spreads at or below
-``--trust-high`` (DP-GEN's upper trust level): without it, the committee-mean
-MD of the first, poor models reaches near-collisions whose enormous forces
-the committee picks first and which then swamp the training set (a run
-without the bound went from 190 to 44,000 meV/Å on its labeled set after one
-round). The oracle is ASE's ``EMT()`` for Cu and mldiff's
+``--trust-high`` (DP-GEN's upper trust level), then the smallest above it
+when too few are trusted: without the level, the committee-mean MD of the
+first, poor models reaches near-collisions whose enormous forces the
+committee picks first and which then swamp the training set (a run without
+it went from 190 to 44,000 meV/Å on its labeled set after one round); with
+the level as a hard bound, every frame of round 1 lay above it and the run
+labeled nothing more. The oracle is ASE's ``EMT()`` for Cu and mldiff's
 Stillinger–Weber (``mldiff.ase.Calculator("sw")``, equal to matscipy's to 1e-11)
 for Si.
 

@@ -33,6 +33,7 @@ __all__ = [
     "upper_confidence_bound",
     "expected_improvement",
     "random_scores",
+    "trusted_scores",
     "scores",
     "select_batch",
 ]
@@ -113,6 +114,33 @@ def random_scores(key: jax.Array, n: int) -> jax.Array:
         (3,)
     """
     return jax.random.uniform(key, (int(n),))
+
+
+def trusted_scores(
+    score: ArrayLike | Sequence[float], trust_high: float
+) -> np.ndarray:
+    """Committee spreads under an upper trust level (DP-GEN's), for ranking.
+
+    Candidates at or below ``trust_high`` keep their spread and come first,
+    largest first; those above it follow, nearest to the level first (score
+    ``trust_high − spread < 0``). So a batch takes the most uncertain trusted
+    frames and, only when too few are trusted, the least untrusted ones: a
+    budgeted loop still labels a full batch while its first, poor committees'
+    MD produces almost nothing but near-collisions.
+
+    Args:
+        score: ``[n]`` committee spreads (e.g. max force std, eV/Å).
+        trust_high: the level, same unit.
+
+    Returns:
+        ``[n]`` float scores for :func:`select_batch` (NaN stays NaN).
+
+    Example:
+        >>> trusted_scores([0.1, 0.25, 2.0, 0.5], 0.3).tolist()
+        [0.1, 0.25, -1.7, -0.2]
+    """
+    s = np.asarray(score, dtype=np.float64)
+    return np.where(s <= trust_high, s, trust_high - s)
 
 
 ACQUISITIONS = (

@@ -77,13 +77,15 @@ class ActiveConfig:
         budget: oracle calls at most (failures count: they cost too).
         stop_disagreement: stop when no candidate scores above this (unit of
             ``score``); ``None`` never stops on it.
-        trust_high: query by committee labels only candidates scoring at or
-            below this (unit of ``score``): a higher spread marks a frame the
-            committee-mean MD reached by leaving what the models know
-            (near-collisions, exploded cells), which teaches little and whose
-            huge forces swamp the training set (DP-GEN's upper trust level,
-            Zhang et al., Comput. Phys. Commun. 253, 107206 (2020)). ``None``:
-            no bound. Random selection ignores it.
+        trust_high: upper trust level of query by committee (unit of
+            ``score``; DP-GEN's, Zhang et al., Comput. Phys. Commun. 253,
+            107206 (2020)): a higher spread marks a frame the committee-mean
+            MD reached by leaving what the models know (near-collisions),
+            whose huge forces swamp the training set. The batch takes the
+            largest spreads at or below it, and is filled with the smallest
+            spreads above it only when too few lie below
+            (:func:`~mldiff.active.acquisition.trusted_scores`). ``None``: no
+            level. Random selection ignores it.
         score: ``"max_force_std"`` (eV/Å), ``"mean_force_std"`` (eV/Å) or
             ``"energy_std_per_atom"`` (eV/atom).
         selection: ``"committee"`` (query by committee) or ``"random"``.
@@ -443,9 +445,9 @@ def run_active_learning(
                         key = jax.random.key(config.seed * 100_003 + r)
                         rank = np.asarray(acquisition.random_scores(key, len(cands)))
                     elif config.trust_high is not None:
-                        trusted = np.asarray(score) <= config.trust_high
-                        summary["n_above_trust"] = int(np.sum(~trusted))
-                        rank = np.where(trusted, score, np.nan)  # never taken
+                        above = np.asarray(score) > config.trust_high
+                        summary["n_above_trust"] = int(np.sum(above))
+                        rank = acquisition.trusted_scores(score, config.trust_high)
                     pick = acquisition.select_batch(
                         rank,
                         min(int(config.labels_per_round), left),

@@ -11,7 +11,12 @@ from mldiff.errors import ConfigError
 @pytest.mark.parametrize("maximize", [True, False])
 def test_expected_improvement_equals_numerical_integral(maximize):
     # reference: E[max(0, ±(f - best) - xi)] by quadrature of the Gaussian density
-    mean, std, best, xi = np.array([0.3, -1.0, 2.0]), np.array([0.7, 0.2, 1.5]), 0.5, 0.1
+    mean, std, best, xi = (
+        np.array([0.3, -1.0, 2.0]),
+        np.array([0.7, 0.2, 1.5]),
+        0.5,
+        0.1,
+    )
     ei = acq.expected_improvement(mean, std, best=best, maximize=maximize, xi=xi)
     for m, s, e in zip(mean, std, np.asarray(ei), strict=True):
         sign = 1.0 if maximize else -1.0
@@ -66,6 +71,21 @@ def test_select_batch_diversity_rules():
     assert out.tolist() == [0, 2, 4]
     x = np.array([[0.0], [0.1], [1.0], [1.05], [3.0], [9.0]])
     assert acq.select_batch(s, 3, features=x, min_distance=0.5).tolist() == [0, 2, 4]
+
+
+def test_trusted_scores_rank_trusted_first_then_least_untrusted():
+    # reference: the rule written out by hand on a brute-force sort
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0.0, 2.0, 50)
+    level = 0.6
+    order = np.argsort(-acq.trusted_scores(spread, level), kind="stable")
+    trusted = [i for i in np.argsort(-spread, kind="stable") if spread[i] <= level]
+    untrusted = [i for i in np.argsort(spread, kind="stable") if spread[i] > level]
+    assert order.tolist() == trusted + untrusted
+    # a batch of 5 with 3 trusted: the 3, then the 2 nearest above the level
+    few = np.array([0.1, 3.0, 0.5, 0.7, 0.2, 1.5])
+    pick = acq.select_batch(acq.trusted_scores(few, 0.6), 5)
+    assert pick.tolist() == [2, 4, 0, 3, 5]
 
 
 def test_regression_metrics_against_scipy():
