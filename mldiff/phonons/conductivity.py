@@ -537,9 +537,10 @@ def linewidths(
 def collisions(
     strength, f0, f1, f2, temperatures, sigma_thz, *, cutoff_thz=DEFAULT_CUTOFF_THZ
 ) -> Float[Array, "t m k m"]:
-    """Scattering-out part of the collision matrix between ``q`` and each ``q'``.
+    """Collision-matrix elements between the modes of ``q`` and of each ``q'``.
 
-    phono3py's reducible collision matrix (Chaput 2013, halved as phono3py)::
+    The second term of phono3py's reducible collision matrix, the one besides
+    the diagonal ``Γ`` (Chaput 2013, halved as in phono3py)::
 
         Ω'_{λ,λ'} = 18π/ħ² Σ_{λ''} P_{λλ'λ''} / sinh(ħω''/2k_BT)
                     · [g_σ(ν − ν' − ν'') + g_σ(ν + ν' − ν'') + g_σ(ν − ν' + ν'')]
