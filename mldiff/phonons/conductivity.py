@@ -138,7 +138,9 @@ class Mesh(NamedTuple):
         rotations: ``[r, 3, 3]`` Cartesian point-group rotations, with time
             reversal (``−R``) added when the group lacks inversion: the
             operations that map a q-point onto its star.
-        rotation_map: ``[r, N]`` index of ``R q`` for each rotation and point.
+        rotation_map: ``[r, N]`` index of ``R q`` for each rotation and point;
+            ``None`` when the mesh numbers break the crystal's symmetry (the
+            LBTE then needs ``use_symmetry=False``).
         star: ``[N]`` index into ``irreducible`` of each point's star.
     """
 
@@ -148,7 +150,7 @@ class Mesh(NamedTuple):
     weights: np.ndarray
     third: np.ndarray
     rotations: np.ndarray
-    rotation_map: np.ndarray
+    rotation_map: np.ndarray | None
     star: np.ndarray
 
 
@@ -240,10 +242,10 @@ def mesh(primitive, numbers, *, use_symmetry: bool = True, symprec: float = 1e-5
         rots = np.concatenate([rots, -rots])  # time reversal: q -> -q
     cart = np.einsum("ab,obc,cd->oad", lat.T, rots, np.linalg.inv(lat.T))
     rotation_map = _rotation_map(rots, a, nums)
-    if use_symmetry and not np.array_equal(
-        mapping[rotation_map], mapping[None].repeat(len(rots), 0)
+    if rotation_map is not None and not np.array_equal(
+        mapping[rotation_map], np.broadcast_to(mapping, rotation_map.shape)
     ):
-        raise ConfigError("spglib's irreducible points disagree with its rotations")
+        rotation_map = None  # spglib reduced the mesh by other operations
     return Mesh(
         nums,
         q,
@@ -262,15 +264,16 @@ def _grid_index(address, nums):
 
 
 def _rotation_map(rotations, address, nums):
-    """``[r, N]`` grid index of ``R q`` (``q' = W⁻ᵀ q`` for a real-space ``W``)."""
+    """``[r, N]`` grid index of ``R q`` (``q' = W⁻ᵀ q`` for a real-space ``W``).
+
+    ``None`` when some ``R q`` falls off the mesh (mesh numbers that break
+    the crystal's symmetry).
+    """
     recip = np.linalg.inv(rotations).transpose(0, 2, 1)  # [r, 3, 3]
     image = np.einsum("oab,nb->ona", recip, address / nums) * nums  # [r, N, 3]
     rounded = np.rint(image)
     if np.abs(image - rounded).max() > 1e-8:
-        raise ConfigError(
-            f"the {nums.tolist()} mesh does not have the crystal's symmetry; use "
-            "mesh numbers that respect it (e.g. equal numbers for a cubic cell)"
-        )
+        return None  # the mesh breaks the symmetry
     return _grid_index(np.mod(rounded.astype(np.int64), nums), nums)
 
 
@@ -904,6 +907,19 @@ def kappa_lbte(
         The :class:`Conductivity`: ``kappa`` and ``mode_kappa`` (summed over
         each star) from the LBTE solution; ``gamma`` are the linewidths Γ.
     """
+    # point-group images of the irreducible points (identity only when every
+    # point was computed, use_symmetry=False)
+    n_mesh = len(grid.qpoints)
+    if len(grid.irreducible) == n_mesh:
+        rot_map, rot_cart = np.arange(n_mesh)[None], np.eye(3)[None]
+    elif grid.rotation_map is None:
+        raise ConfigError(
+            f"the {grid.numbers.tolist()} mesh breaks the crystal's symmetry, so "
+            "the collision matrix cannot be rotated from the irreducible points: "
+            "use mesh numbers that respect it or use_symmetry=False"
+        )
+    else:
+        rot_map, rot_cart = grid.rotation_map, grid.rotations
     ing = _ingredients(
         fc2,
         fc3,
@@ -921,14 +937,7 @@ def kappa_lbte(
         with_collisions=True,
     )
     f_all = ing.f_all
-    n_mesh, n_band = f_all.shape
-
-    # point-group images of the irreducible points (identity only when every
-    # point was computed, use_symmetry=False)
-    if len(grid.irreducible) == n_mesh:
-        rot_map, rot_cart = np.arange(n_mesh)[None], np.eye(3)[None]
-    else:
-        rot_map, rot_cart = grid.rotation_map, grid.rotations
+    n_band = f_all.shape[1]
     n_rot = len(rot_map)
     multi = jnp.asarray(n_rot / grid.weights, fc2.dtype)  # [g] stabiliser sizes
     rot_map = jnp.asarray(rot_map)

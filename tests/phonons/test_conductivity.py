@@ -277,3 +277,8 @@ def test_lbte_bad_inputs_are_clear_errors(si2):
         conductivity.run(ph, fc3, [3, 3, 3], [300.0], method="iterative")
     with pytest.raises(ConfigError, match="smaller mesh or method='rta'"):
         conductivity.run(ph, fc3, [30, 30, 30], [300.0], method="lbte")
+    # a mesh that breaks the cubic symmetry: the RTA's mesh is fine, the LBTE
+    # cannot rotate its rows and says so
+    assert conductivity.mesh(ph.primitive, [3, 3, 4]).rotation_map is None
+    with pytest.raises(ConfigError, match="breaks the crystal's symmetry"):
+        conductivity.run(ph, fc3, [3, 3, 4], [300.0], method="lbte")
