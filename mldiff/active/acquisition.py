@@ -117,7 +117,11 @@ def random_scores(key: jax.Array, n: int) -> jax.Array:
 
 
 def trusted_scores(
-    score: ArrayLike | Sequence[float], trust_high: float
+    score: ArrayLike | Sequence[float],
+    trust_high: float,
+    *,
+    groups=None,
+    frames=None,
 ) -> np.ndarray:
     """Committee spreads under an upper trust level (DP-GEN's), for ranking.
 
@@ -128,9 +132,20 @@ def trusted_scores(
     budgeted loop still labels a full batch while its first, poor committees'
     MD produces almost nothing but near-collisions.
 
+    With ``groups`` (the trajectory of each frame) and ``frames`` (its index
+    there), a trajectory is cut at its first frame above the level, as
+    on-the-fly learning stops its MD there (Vandermause et al., npj Comput.
+    Mater. 6, 20 (2020)): that exit frame stays a candidate, and the later
+    frames get NaN, so they are never taken. They were made by a force field
+    that had already left its data, and can be near-collisions on which the
+    committee members agree only because all of them are equally wrong there.
+
     Args:
         score: ``[n]`` committee spreads (e.g. max force std, eV/Å).
         trust_high: the level, same unit.
+        groups: optional ``[n]`` trajectory labels.
+        frames: optional ``[n]`` frame indices in the trajectories (needed
+            with ``groups``).
 
     Returns:
         ``[n]`` float scores for :func:`select_batch` (NaN stays NaN).
@@ -138,9 +153,25 @@ def trusted_scores(
     Example:
         >>> trusted_scores([0.1, 0.25, 2.0, 0.5], 0.3).tolist()
         [0.1, 0.25, -1.7, -0.2]
+        >>> trusted_scores([0.1, 0.5, 0.2, 0.1], 0.3, groups=[0, 0, 0, 1],
+        ...                frames=[0, 1, 2, 0]).tolist()
+        [0.1, -0.2, nan, 0.1]
     """
     s = np.asarray(score, dtype=np.float64)
-    return np.where(s <= trust_high, s, trust_high - s)
+    out = np.where(s <= trust_high, s, trust_high - s)
+    if groups is None:
+        return out
+    if frames is None:
+        raise ConfigError("trusted_scores: groups need frames (the frame indices)")
+    g = np.asarray(groups).reshape(s.shape)
+    f = np.asarray(frames).reshape(s.shape)
+    for label in np.unique(g):
+        members = np.flatnonzero(g == label)
+        exits = members[s[members] > trust_high]
+        if exits.size:
+            first_exit = np.min(f[exits])
+            out[members[f[members] > first_exit]] = np.nan
+    return out
 
 
 ACQUISITIONS = (

@@ -83,7 +83,9 @@ class ActiveConfig:
             MD reached by leaving what the models know (near-collisions),
             whose huge forces swamp the training set. The batch takes the
             largest spreads at or below it, and is filled with the smallest
-            spreads above it only when too few lie below
+            spreads above it only when too few lie below; an exploration
+            trajectory is cut at its first frame above the level, whose later
+            frames are never labeled
             (:func:`~mldiff.active.acquisition.trusted_scores`). ``None``: no
             level. Random selection ignores it.
         score: ``"max_force_std"`` (eV/Å), ``"mean_force_std"`` (eV/Å) or
@@ -447,7 +449,10 @@ def run_active_learning(
                     elif config.trust_high is not None:
                         above = np.asarray(score) > config.trust_high
                         summary["n_above_trust"] = int(np.sum(above))
-                        rank = acquisition.trusted_scores(score, config.trust_high)
+                        rank = acquisition.trusted_scores(
+                            score, config.trust_high, groups=groups, frames=frames
+                        )
+                        summary["n_after_exit"] = int(np.sum(np.isnan(rank)))
                     pick = acquisition.select_batch(
                         rank,
                         min(int(config.labels_per_round), left),

@@ -88,6 +88,35 @@ def test_trusted_scores_rank_trusted_first_then_least_untrusted():
     assert pick.tolist() == [2, 4, 0, 3, 5]
 
 
+def test_trusted_scores_cut_each_trajectory_at_its_first_exit():
+    # reference: the cut written out as a loop over frames in time order;
+    # frames are shuffled so the rule cannot lean on the candidates' order
+    rng = np.random.default_rng(1)
+    groups = np.repeat([0, 1, 2], 8)
+    frames = np.tile(np.arange(8), 3)
+    spread = rng.uniform(0.0, 0.5, 24)
+    spread[groups == 2] = 0.1  # never leaves trust: nothing is cut
+    perm = rng.permutation(24)
+    g, f, s = groups[perm], frames[perm], spread[perm]
+    out = acq.trusted_scores(s, 0.3, groups=g, frames=f)
+    for label in (0, 1, 2):
+        left = False
+        for frame in range(8):
+            i = int(np.flatnonzero((g == label) & (f == frame))[0])
+            if left:
+                assert np.isnan(out[i])
+            else:
+                assert out[i] == (s[i] if s[i] <= 0.3 else 0.3 - s[i])
+                left = s[i] > 0.3
+    assert np.isnan(out).sum() > 0
+    assert np.all(np.isfinite(out[g == 2]))
+    # NaN frames are never taken, even when the batch is not full
+    pick = acq.select_batch(out, 24)
+    assert len(pick) == np.isfinite(out).sum()
+    with pytest.raises(ConfigError, match="frames"):
+        acq.trusted_scores(s, 0.3, groups=g)
+
+
 def test_regression_metrics_against_scipy():
     # reference: scipy.stats.norm.logpdf for the NLPD, direct counts for coverage
     rng = np.random.default_rng(0)
