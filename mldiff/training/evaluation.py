@@ -33,7 +33,8 @@ def predict_items(
         dtype: float dtype of the batches (default JAX's default float).
 
     Returns:
-        ``{"energy": [eV], "forces": [[n_i, 3] eV/Å], "stress": [[3, 3] eV/Å³]}``.
+        ``{"energy": [eV], "forces": [[n_i, 3] eV/Å], "stress": [[3, 3] eV/Å³]}``;
+        the stress entries are ``None`` without ``with_stress``.
     """
     from mldiff.data import batching
 
@@ -54,7 +55,8 @@ def predict_items(
             n = int(batch.n_atoms[slot])
             out["energy"][k] = float(e[slot])
             out["forces"][k] = f[slot, :n]
-            out["stress"][k] = s[slot]
+            if with_stress:  # else ``s`` holds zeros, not a prediction
+                out["stress"][k] = s[slot]
     return out
 
 

@@ -86,6 +86,39 @@ def test_metrics_match_numpy_errors():
     )
 
 
+def test_predict_items_reports_stress_only_when_asked():
+    # reference: ASE's MorsePotential stress on the same cells; without
+    # with_stress there is no stress prediction, so no stress metric either
+    from ase.calculators.morse import MorsePotential
+
+    from mldiff import potentials
+    from mldiff.data import LabeledStructure
+    from mldiff.training.evaluation import metrics, predict_items
+
+    morse = dict(epsilon=0.3, rho0=4.0, r0=2.6)
+    pot = potentials.get("morse", **morse)
+    items = _emt_items(3, seed=2)
+    params = pot.init(None, items[0].structure)
+    ref = []
+    for it in items:
+        atoms = it.structure.to_ase()
+        atoms.calc = MorsePotential(**morse)
+        ref.append(
+            LabeledStructure.create(
+                it.structure,
+                energy=atoms.get_potential_energy(),
+                forces=atoms.get_forces(),
+                stress=atoms.get_stress(voigt=False),
+            )
+        )
+    with_stress = metrics(ref, predict_items(pot, params, ref, with_stress=True))
+    assert with_stress["stress_mae_gpa"] < 1e-6
+    assert with_stress["forces_mae_mev_per_angstrom"] < 1e-6
+    plain = predict_items(pot, params, ref)
+    assert all(s is None for s in plain["stress"])
+    assert "stress_mae_gpa" not in metrics(ref, plain)
+
+
 def _config(**kw):
     base = dict(
         model="nequip",
