@@ -251,6 +251,34 @@ def validate(structure: Structure, min_distance: float = MIN_DISTANCE) -> Struct
     return structure
 
 
+def shortest_distance(structure: Structure) -> float:
+    """The shortest interatomic distance, periodic images included, Å.
+
+    ``inf`` for a single atom without periodic images (or no atoms).
+
+    Example:
+        >>> from ase.build import bulk
+        >>> d = shortest_distance(Structure.from_ase(bulk("Cu", "fcc", a=3.6)))
+        >>> round(d, 6)  # a / √2
+        2.545584
+    """
+    pos = np.asarray(structure.positions, dtype=np.float64)
+    cell = np.asarray(structure.cell, dtype=np.float64)
+    pbc = np.asarray(structure.pbc, dtype=bool)
+    if len(pos) == 0 or (len(pos) == 1 and not pbc.any()):
+        return float("inf")
+    if pbc.any():  # no pair is longer than the shortest lattice vector
+        reach = float(np.min(np.linalg.norm(cell[pbc], axis=1))) + 1e-9
+    else:
+        reach = float(np.linalg.norm(pos[1] - pos[0])) + 1e-9
+    radius = min(3.0, reach)  # grow the search only when nothing is that close
+    while True:
+        *_, d = pairs_within(pos, cell, structure.pbc, radius)
+        if d.size or radius >= reach:
+            return float(np.min(d)) if d.size else float("inf")
+        radius = min(2.0 * radius, reach)
+
+
 def supercell(structure: Structure, matrix) -> Structure:
     """Supercell with lattice ``matrix @ cell`` (integer matrix or 3 repeats).
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.build import bulk, make_supercell, molecule
 
-from mldiff.structure import Structure, apply_strain, supercell
+from mldiff.structure import Structure, apply_strain, shortest_distance, supercell
 
 
 def test_is_a_pytree_with_static_pbc():
@@ -124,3 +124,30 @@ def test_volume_is_differentiable():
     np.testing.assert_allclose(
         grad, np.eye(3) * float(s.volume), rtol=1e-12, atol=1e-12
     )
+
+
+@pytest.mark.parametrize(
+    "atoms",
+    [
+        bulk("Cu", "fcc", a=3.6).repeat(3),
+        bulk("Si", "diamond", a=5.43, cubic=True).repeat(2),
+        bulk("Cu", "fcc", a=3.6) * (1, 1, 9),  # slab-like, elongated cell
+        molecule("H2O"),
+    ],
+    ids=["cu27", "si64", "cu-long", "h2o"],
+)
+def test_shortest_distance_matches_ase(atoms):
+    # reference: ASE's get_all_distances(mic=True) (images of the pair itself)
+    atoms = atoms.copy()
+    atoms.rattle(0.05, seed=3)
+    ref = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)].min()
+    s = Structure.from_ase(atoms, dtype=jnp.float64)
+    assert shortest_distance(s) == pytest.approx(ref, abs=1e-9)
+
+
+def test_shortest_distance_of_one_atom():
+    # reference: a single atom only meets its own images: a / √2 for fcc
+    s = Structure.from_ase(bulk("Cu", "fcc", a=3.6), dtype=jnp.float64)
+    assert shortest_distance(s) == pytest.approx(3.6 / np.sqrt(2), abs=1e-12)
+    lone = Structure.create(np.zeros((1, 3)), 10 * np.eye(3), [29], pbc=False)
+    assert shortest_distance(lone) == float("inf")

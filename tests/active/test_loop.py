@@ -150,20 +150,32 @@ def test_trust_high_keeps_query_by_committee_off_untrusted_frames(tmp_path):
     )
     top = free.log[0]["selected_disagreement"]
     threshold = 0.5 * (free.log[0]["mean_disagreement"] + max(top))
+    initial = _initial()
     bounded = run_active_learning(
-        _config(max_rounds=1, trust_high=threshold), _initial(), Counting(),
-        tmp_path / "b", progress=False,
+        _config(max_rounds=1, trust_high=threshold, min_distance_ratio=1.0),
+        initial, Counting(), tmp_path / "b", progress=False,
     )
     record = bounded.log[0]
     assert record["n_candidates"] == free.log[0]["n_candidates"]
     assert max(top) > threshold and record["n_above_trust"] >= 1
     assert record["new_labels"] == 2
     assert all(d <= threshold for d in record["selected_disagreement"])
+    # min_distance_ratio: no labeled frame has a pair closer than the initial
+    # set's shortest distance (reference: ASE's minimum-image distances)
+    def shortest(atoms):
+        return atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)].min()
+
+    floor = min(shortest(it.structure.to_ase()) for it in initial)
+    assert record["n_too_close"] >= 1
+    picked = read_extxyz(tmp_path / "b" / "round_000" / "selected.extxyz", required=())
+    assert all(shortest(it.structure.to_ase()) >= floor - 1e-6 for it in picked)
 
 
 def test_config_errors():
     with pytest.raises(ConfigError, match="trust_high"):
         _config(trust_high=0.0)
+    with pytest.raises(ConfigError, match="min_distance_ratio"):
+        _config(min_distance_ratio=1.5)
     with pytest.raises(ConfigError, match="n_members >= 2"):
         _config(n_members=1)
     with pytest.raises(ConfigError, match="unknown score"):
