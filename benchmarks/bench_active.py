@@ -284,6 +284,7 @@ def figure(curves: dict, path: str, system: str) -> None:
         ax.errorbar(n, m, yerr=s, fmt=style, capsize=3, label=rule)
     ax.set_xlabel("labeled structures")
     ax.set_ylabel("test force MAE (meV/Å)")
+    ax.set_yscale("log")  # the curves span two decades
     ax.set_title(f"{system}: query by committee vs random")
     ax.legend()
     fig.tight_layout()
