@@ -17,7 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # program they all build compiles once (jax-md alone compiles ~120 small
 # programs on import; the TTSP fits run in tests, CLI and notebook). Measured on
 # the notebook, TTSP, MD and active-loop tests with 2 workers: 314 s -> 279 s.
-# Set before JAX is imported; a fresh directory each run, removed at exit.
+# A fresh directory each run, removed at exit.
 if (
     "PYTEST_XDIST_WORKER" not in os.environ
     and "JAX_COMPILATION_CACHE_DIR" not in os.environ
@@ -32,6 +32,12 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
+# (a pytest plugin may have imported JAX before the variables were set)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1.0")),
+)
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_debug_nans", True)
 
