@@ -93,9 +93,10 @@ class ActiveConfig:
             outside the data, where committee members can agree because all
             are equally wrong (the Cu benchmark's first committee, trained on
             4 rattled cells, agreed to 0.2 eV/Å on frames with atoms 0.5 Å
-            apart and forces of 800 eV/Å). Such a frame counts as above
-            ``trust_high``: it is never labeled, and its trajectory is cut
-            there. ``None``: no check. Random selection ignores it.
+            apart and forces of 800 eV/Å). Such a frame is never labeled;
+            with ``trust_high`` set it counts as above the level, so its
+            trajectory is cut there too. ``None``: no check. Random selection
+            ignores it.
         score: ``"max_force_std"`` (eV/Å), ``"mean_force_std"`` (eV/Å) or
             ``"energy_std_per_atom"`` (eV/atom).
         selection: ``"committee"`` (query by committee) or ``"random"``.
