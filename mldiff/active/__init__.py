@@ -36,7 +36,13 @@ from mldiff.active.committee import (
     committee_predictions,
     disagreement,
 )
-from mldiff.active.loop import ActiveConfig, ActiveResult, read_log, run_active_learning
+from mldiff.active.loop import (
+    ActiveConfig,
+    ActiveResult,
+    read_log,
+    round_epochs,
+    run_active_learning,
+)
 from mldiff.active.oracle import ase_oracle, label_all
 from mldiff.active.pool import regression_metrics, run_pool
 
@@ -55,6 +61,7 @@ __all__ = [
     "random_scores",
     "read_log",
     "regression_metrics",
+    "round_epochs",
     "run_active_learning",
     "run_pool",
     "scores",

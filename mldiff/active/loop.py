@@ -56,7 +56,13 @@ from mldiff.training import checkpoint
 from mldiff.training.config import from_dict as train_config_from_dict
 from mldiff.training.models import ModelSpec
 
-__all__ = ["ActiveConfig", "ActiveResult", "run_active_learning", "read_log"]
+__all__ = [
+    "ActiveConfig",
+    "ActiveResult",
+    "run_active_learning",
+    "read_log",
+    "round_epochs",
+]
 
 STATE = "state.json"
 CONFIG = "config.json"
@@ -111,6 +117,14 @@ class ActiveConfig:
             many frames apart.
         max_per_trajectory: at most this many candidates from one trajectory
             (``None``: no cap). Each pool structure is its own "trajectory".
+        min_train_steps: each round trains at least this many optimizer
+            steps per member: ``train["epochs"]`` is raised to
+            ``ceil(min_train_steps / ceil(n_labeled / batch_size))`` while the
+            labeled set is small (see :func:`round_epochs`). Epochs alone
+            starve the first rounds, whose few structures make few steps: on
+            the Cu benchmark, 40 epochs on 8 labels gave a test force MAE of
+            170 meV/Å and 200 epochs gave 32. DP-GEN likewise trains a fixed
+            number of steps per iteration. ``None``: ``epochs`` as given.
         seed: seed of training, exploration and random selection.
     """
 
@@ -133,6 +147,7 @@ class ActiveConfig:
     md_frame_interval: int = 10
     min_frame_gap: int = 3
     max_per_trajectory: int | None = None
+    min_train_steps: int | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -157,6 +172,10 @@ class ActiveConfig:
         if r is not None and not 0 < r <= 1:
             raise ConfigError(
                 f"min_distance_ratio must lie in (0, 1] or be None, got {r}"
+            )
+        if self.min_train_steps is not None and int(self.min_train_steps) < 1:
+            raise ConfigError(
+                f"min_train_steps must be >= 1 or None, got {self.min_train_steps}"
             )
         if self.n_members < 2 and self.selection == "committee":
             raise ConfigError(
@@ -267,6 +286,26 @@ def _wrapped(structure: Structure, positions: np.ndarray) -> Structure:
         pos = frac @ cell
     pbc_flags = tuple(bool(p) for p in pbc)
     return Structure.create(pos, cell, np.asarray(structure.numbers), pbc=pbc_flags)
+
+
+def round_epochs(
+    epochs: int, min_steps: int | None, n_labeled: int, batch_size: int
+) -> int:
+    """Epochs of one round: ``epochs``, raised to make ``min_steps`` steps.
+
+    An epoch is ``ceil(n_labeled / batch_size)`` steps (exact for one size
+    bucket; more buckets only add steps).
+
+    Example:
+        >>> round_epochs(40, 400, 8, 4), round_epochs(40, 400, 36, 4)
+        (200, 45)
+        >>> round_epochs(40, None, 8, 4)
+        40
+    """
+    if min_steps is None:
+        return int(epochs)
+    per_epoch = -(-int(n_labeled) // int(batch_size))
+    return max(int(epochs), -(-int(min_steps) // per_epoch))
 
 
 def _explore(config, pot_mean, params, labeled, pool, round_index):
@@ -412,8 +451,17 @@ def run_active_learning(
             previous = ensemble.load_ensemble(
                 _path(out_dir, f"round_{r - 1:03d}", "ensemble")
             ).params
-        result = ensemble.train_ensemble(
+        round_config = dataclasses.replace(
             train_config,
+            epochs=round_epochs(
+                train_config.epochs,
+                config.min_train_steps,
+                len(labeled),
+                train_config.batch_size,
+            ),
+        )
+        result = ensemble.train_ensemble(
+            round_config,
             config.n_members,
             labeled,
             validation or labeled,

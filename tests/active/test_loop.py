@@ -142,6 +142,26 @@ def test_budget_and_convergence_stop_the_loop_and_config_must_match(tmp_path):
     assert os.path.exists(tmp_path / "c" / "round_000" / "ensemble")
 
 
+def test_min_train_steps_raises_the_epochs_of_small_rounds(tmp_path):
+    # reference: the epochs each round's checkpoint says it ran, against the
+    # steps asked for — 4 then 6 labels in batches of 4 are 1 then 2 steps
+    from mldiff.training import checkpoint
+
+    cfg = _config(
+        train={**_config().train, "batch_size": 4}, min_train_steps=7, max_rounds=1
+    )
+    run_active_learning(cfg, _initial(), Counting(), tmp_path, progress=False)
+    ran = []
+    for r in (0, 1):
+        meta, _ = checkpoint.read(
+            tmp_path / f"round_{r:03d}" / "ensemble" / "ensemble.msgpack"
+        )
+        ran.append(meta["state"]["epoch"])
+    assert ran == [7, 4]  # ceil(7 / 1); ceil(7 / 2) — both above epochs = 3
+    with pytest.raises(ConfigError, match="min_train_steps"):
+        _config(min_train_steps=0)
+
+
 def test_trust_high_keeps_query_by_committee_off_untrusted_frames(tmp_path):
     # reference: the same round without the bound (same seed: the same
     # committee and candidates); its top picks lie above the threshold
