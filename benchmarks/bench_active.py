@@ -25,6 +25,14 @@ atoms 0.5 Å apart. The oracle is ASE's ``EMT()`` for Cu and mldiff's
 Stillinger–Weber (``mldiff.ase.Calculator("sw")``, equal to matscipy's to 1e-11)
 for Si.
 
+Every round trains each member for at least ``--min-steps`` optimizer steps
+(default 400; :attr:`mldiff.active.ActiveConfig.min_train_steps`), as DP-GEN
+trains a fixed number of steps per iteration. With 40 epochs alone the first
+rounds made 40–120 steps, and their models, not the selection, set the pace:
+retrained for 400 steps, round 1's committee (8 labels) went from 170 to
+32 meV/Å on the test set. Seed 0 on Cu with the default: the committee
+reaches random's final MAE (10.4 meV/Å at 36 labels) at 16 labels.
+
 Errors are measured on a fixed held-out test set labeled by the oracle:
 Langevin MD of the oracle itself at 300–1200 K (Cu) / 300–1800 K (Si),
 frames 100 fs apart, never seen by either loop.
