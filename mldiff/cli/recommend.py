@@ -53,14 +53,20 @@ def register(sub) -> None:
         "--hidden",
         type=int,
         nargs="+",
-        default=[128],
+        default=[256, 256],
         help="MLP widths of the cold-start descriptor map",
     )
     p.add_argument(
         "--iterations",
         type=int,
-        default=60,
+        default=30,
         help="outer iterations of the joint cold-start fit",
+    )
+    p.add_argument(
+        "--cold-members",
+        type=int,
+        default=2,
+        help="joint cold-start fits averaged (each adds about as much time)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the ranking to this CSV file")
@@ -148,6 +154,7 @@ def run(args) -> int:
         n_members=args.members,
         hidden=tuple(args.hidden),
         iterations=args.iterations,
+        cold_members=args.cold_members,
         seed=args.seed,
     )
     model.fit(matrix, formulas)

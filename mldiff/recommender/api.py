@@ -12,7 +12,8 @@ units; a DataFrame in gives a DataFrame out.
 Uncertainty: the predictive standard deviation in standardised units is
 ``sqrt(ensemble variance + residual variance of the column)``, the residual
 variance taken from the fitted entries (warm) or from the cold-start path on
-the fitted rows (new formulas). :meth:`MatrixFactorization.recommend` turns it
+the fitted rows plus the variance among the cold-start members (new
+formulas). :meth:`MatrixFactorization.recommend` turns it
 into the probability that a material lies inside a target window, assuming
 Gaussian errors in standardised units, independent across properties.
 
@@ -62,11 +63,15 @@ class FactorizationConfig:
     n_members: int = 4
     sweeps: int = 60
     log10: str | tuple[bool, ...] = "auto"
-    hidden: tuple[int, ...] = (128,)
-    iterations: int = 60
-    inner_steps: int = 10
+    hidden: tuple[int, ...] = (256, 256)
+    iterations: int = 30
+    inner_steps: int = 100
     batch: int = 512
-    neighbors: int = 10
+    bins: int = 16
+    balance: float = 1.0
+    learning_rate: float = 1e-3
+    cold_members: int = 2
+    neighbors: int = 20
     seed: int = 0
 
 
@@ -99,6 +104,14 @@ class MatrixFactorization:
         hidden: MLP widths of the descriptor map (cold start).
         iterations, inner_steps, batch: joint-fit schedule (see
             :func:`mldiff.recommender.cold_start.fit_joint`).
+        bins: quantile bins of the descriptors' piecewise-linear encoding
+            (:func:`mldiff.recommender.cold_start.encode`).
+        balance: column balance of the map's loss (0: entries alike, 1:
+            columns alike; see :func:`~mldiff.recommender.cold_start.fit_joint`).
+        learning_rate: peak Adam step size of the map.
+        cold_members: joint fits (seeds, ``vmap``-ed) whose mean gives the
+            cold-start and warm predictions; their spread adds to the
+            cold-start std. Each costs about as much as the first.
         neighbors: neighbours of the latent-residual correction for new
             formulas (0 turns it off).
         seed: seed of every random choice.
@@ -112,11 +125,15 @@ class MatrixFactorization:
         n_members: int = 4,
         sweeps: int = 60,
         log10="auto",
-        hidden=(128,),
-        iterations: int = 60,
-        inner_steps: int = 10,
+        hidden=(256, 256),
+        iterations: int = 30,
+        inner_steps: int = 100,
         batch: int = 512,
-        neighbors: int = 10,
+        bins: int = 16,
+        balance: float = 1.0,
+        learning_rate: float = 1e-3,
+        cold_members: int = 2,
+        neighbors: int = 20,
         seed: int = 0,
     ):
         """Store the configuration (validated); nothing is fitted here."""
@@ -125,8 +142,18 @@ class MatrixFactorization:
             raise RecommenderError(
                 f"rank must be a positive integer or a list of them, got {rank!r}"
             )
-        if n_members < 1:
-            raise RecommenderError(f"n_members must be ≥ 1, got {n_members}")
+        if n_members < 1 or cold_members < 1:
+            raise RecommenderError(
+                f"n_members and cold_members must be ≥ 1, got {n_members} and "
+                f"{cold_members}"
+            )
+        if int(bins) < 1 or not 0.0 <= float(balance) <= 1.0:
+            raise RecommenderError(
+                f"need bins ≥ 1 and 0 ≤ balance ≤ 1, got bins={bins!r}, "
+                f"balance={balance!r}"
+            )
+        if not float(learning_rate) > 0.0:
+            raise RecommenderError(f"learning_rate must be > 0, got {learning_rate!r}")
         self.config = FactorizationConfig(
             rank=rank if np.isscalar(rank) else tuple(int(r) for r in ranks),
             reg=float(reg),
@@ -137,6 +164,10 @@ class MatrixFactorization:
             iterations=int(iterations),
             inner_steps=int(inner_steps),
             batch=int(batch),
+            bins=int(bins),
+            balance=float(balance),
+            learning_rate=float(learning_rate),
+            cold_members=int(cold_members),
             neighbors=int(neighbors),
             seed=int(seed),
         )
@@ -201,9 +232,10 @@ class MatrixFactorization:
         self.formulas_ = None
         if row_formulas is not None:
             self._fit_cold(row_formulas, y, w, z, observed, k_cold)
-            # warm mean from the joint model (descriptor prior on every row);
+            # warm mean from the joint models (descriptor prior on every row);
             # spread still from the ensemble of plain factorisations
-            self.mean_z_ = np.asarray(_mf.predict(self.joint_.factors))
+            warm = jax.vmap(_mf.predict)(self.joint_.factors)  # [M, n, m]
+            self.mean_z_ = np.asarray(warm).mean(0)
             resid = np.where(observed, z - self.mean_z_, np.nan)
             self.noise_var_ = np.nanmean(resid**2, axis=0)
         return self
@@ -221,44 +253,61 @@ class MatrixFactorization:
         std = x.std(0)
         self.x_std_ = np.where(std > 0, std, 1.0)
         xs = (x - self.x_mean_) / self.x_std_
-        model = _cold.fit_joint(
-            y,
-            w,
-            jnp.asarray(xs),
-            rank=self.rank_,
-            reg=c.reg,
-            key=key,
-            hidden=c.hidden,
-            iterations=c.iterations,
-            inner_steps=c.inner_steps,
-            batch=min(c.batch, z.shape[0]),
-        )
-        self.joint_ = model
-        f = model.factors
-        theta = np.concatenate([np.asarray(f.rows), np.asarray(f.row_bias)[:, None]], 1)
-        self.latent_residual_ = theta - np.asarray(
-            _cold.mlp_apply(model.mlp, jnp.asarray(xs))
-        )
+        self.edges_ = _cold.encoding_edges(xs, c.bins)
+        encoded = _cold.encode(self.edges_, xs)
+
+        def fit_one(k):
+            return _cold.fit_joint(
+                y,
+                w,
+                encoded,
+                rank=self.rank_,
+                reg=c.reg,
+                key=k,
+                hidden=c.hidden,
+                iterations=c.iterations,
+                inner_steps=c.inner_steps,
+                batch=min(c.batch, z.shape[0]),
+                balance=c.balance,
+                learning_rate=c.learning_rate,
+            )
+
+        models = jax.vmap(fit_one)(jax.random.split(key, c.cold_members))
+        self.joint_ = models  # every leaf [M, ...]
+        f = models.factors
+        theta = np.concatenate(
+            [np.asarray(f.rows), np.asarray(f.row_bias)[..., None]], -1
+        )  # [M, n, k + 1]
+        g = jax.vmap(_cold.mlp_apply, in_axes=(0, None))(models.mlp, encoded)
+        self.latent_residual_ = theta - np.asarray(g)
         self.x_train_ = xs
         self.formulas_ = [str(v) for v in formulas]
-        cold = self._cold_z(xs, exclude_self=True)
+        cold, _ = self._cold_z(xs, exclude_self=True)
         resid = np.where(observed, z - cold, np.nan)
         self.cold_var_ = np.nanmean(resid**2, axis=0)
 
     def _cold_z(self, xs, exclude_self=False):
-        """Cold-start mean in standardised units ``[q, m]``."""
-        model = self.joint_
-        g = np.asarray(_cold.mlp_apply(model.mlp, jnp.asarray(xs)))
+        """Cold-start mean ``[q, m]`` and members' variance, standardised units."""
+        models = self.joint_
+        encoded = _cold.encode(self.edges_, xs)
+        g = np.asarray(
+            jax.vmap(_cold.mlp_apply, in_axes=(0, None))(models.mlp, encoded),
+            np.float64,
+        )  # [M, q, k + 1]
         k = self.config.neighbors
         if k > 0 and not exclude_self:
-            g = g + _cold.neighbor_residual(xs, self.x_train_, self.latent_residual_, k)
-        f = model.factors
-        return (
-            float(f.mu)
-            + g[:, -1:]
-            + np.asarray(f.col_bias)[None, :]
-            + (g[:, :-1] @ np.asarray(f.cols).T)
-        )
+            n_members, n, p = self.latent_residual_.shape
+            residual = self.latent_residual_.transpose(1, 0, 2).reshape(n, -1)
+            shift = _cold.neighbor_residual(xs, self.x_train_, residual, k)
+            g = g + shift.reshape(-1, n_members, p).transpose(1, 0, 2)
+        f = models.factors
+        z = (
+            np.asarray(f.mu)[:, None, None]
+            + g[..., -1:]
+            + np.asarray(f.col_bias)[:, None, :]
+            + np.einsum("aqk,amk->aqm", g[..., :-1], np.asarray(f.cols))
+        )  # [M, q, m]
+        return z.mean(0), z.var(0)
 
     # -------------------------------------------------------------- predict
     def _check_fitted(self):
@@ -324,9 +373,9 @@ class MatrixFactorization:
         if not formulas:
             raise RecommenderError("predict_new got no formulas; pass at least one")
         xs = (_cold.descriptors(formulas) - self.x_mean_) / self.x_std_
-        z = self._cold_z(xs)
+        z, var = self._cold_z(xs)
         out = self.transform_.inverse(z)
-        std = np.broadcast_to(np.sqrt(self.cold_var_), z.shape).copy()
+        std = np.sqrt(self.cold_var_[None, :] + var)
         if self.is_frame_:
             names = [str(f) for f in formulas]
             out, std = self._frame(out, index=names), self._frame(std, index=names)
@@ -404,8 +453,8 @@ class MatrixFactorization:
                     "row_formulas)"
                 )
             xs = (_cold.descriptors(formulas) - self.x_mean_) / self.x_std_
-            mean = self._cold_z(xs)
-            std = np.broadcast_to(np.sqrt(self.cold_var_), mean.shape)
+            mean, var = self._cold_z(xs)
+            std = np.sqrt(self.cold_var_[None, :] + var)
             known = np.zeros(mean.shape, bool)
             measured = mean
             index = formulas
@@ -444,6 +493,7 @@ class MatrixFactorization:
         "x_mean_",
         "x_std_",
         "x_train_",
+        "edges_",
         "latent_residual_",
         "cold_var_",
     )
@@ -464,6 +514,7 @@ class MatrixFactorization:
                 "std": list(self.transform_.std),
             },
             "formulas": self.formulas_,
+            "descriptor_map": _cold.MAP_VERSION if self.formulas_ else None,
         }
         arrays = {k: getattr(self, k) for k in self._ARRAYS if hasattr(self, k)}
         if self.formulas_ is not None:
@@ -480,6 +531,14 @@ class MatrixFactorization:
             header = json.loads(str(data["header"]))
             arrays = {k: data[k] for k in data.files if k != "header"}
         c = header["config"]
+        if header["formulas"] is not None and (
+            header.get("descriptor_map") != _cold.MAP_VERSION
+        ):
+            raise RecommenderError(
+                f"{path} holds a cold-start map of another form "
+                f"({header.get('descriptor_map') or 'tanh MLP on raw descriptors'}; "
+                f"this version reads {_cold.MAP_VERSION}); fit the model again"
+            )
         model = cls(**c)
         model.columns_ = header["columns"]
         model.index_ = header["index"]
@@ -495,13 +554,13 @@ class MatrixFactorization:
                 setattr(model, k, arrays[k])
         model.factors_ = None
         if model.formulas_ is not None:
-            d = model.x_train_.shape[1]
+            d = model.edges_.shape[0] * (model.edges_.shape[1] - 1)
             template = _cold.JointModel(
                 factors=_mf.init_factors(
                     jax.random.key(0), 1, len(model.columns_), model.rank_
                 ),
                 mlp=_cold.mlp_init(
-                    jax.random.key(0), (d, *c["hidden"], model.rank_ + 1)
+                    jax.random.key(0), (d, *c["hidden"], model.rank_ + 1), jnp.float32
                 ),
             )
             treedef = jax.tree_util.tree_structure(template)

@@ -46,6 +46,8 @@ def test_cli_ranks_candidates_and_writes_csv(composition_matrix, tmp_path, capsy
             "16",
             "--iterations",
             "20",
+            "--cold-members",
+            "2",
             "--out",
             str(out),
         ]

@@ -8,7 +8,13 @@ import pytest
 from conftest import N_FIT, SMALL
 from mldiff.descriptors import CompositionError, composition_features
 from mldiff.recommender import MatrixFactorization, RecommenderError, window_probability
-from mldiff.recommender.cold_start import descriptors, fit_joint, predict_cold
+from mldiff.recommender.cold_start import (
+    descriptors,
+    encode,
+    encoding_edges,
+    fit_joint,
+    predict_cold,
+)
 
 
 def test_joint_fit_predicts_new_rows_from_synthetic_descriptors():
@@ -35,6 +41,26 @@ def test_joint_fit_predicts_new_rows_from_synthetic_descriptors():
     rmse = np.sqrt(np.mean((pred - y[new]) ** 2))
     baseline = np.sqrt(np.mean((y[fit].mean(0) - y[new]) ** 2))  # column means
     assert rmse < 0.5 * baseline  # a 16-unit MLP, 400 Adam steps
+
+
+def test_piecewise_linear_encoding_matches_its_definition():
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(size=50), rng.integers(0, 3, size=50)])  # ties
+    edges = encoding_edges(x, bins=4)
+    for j in range(2):
+        quantiles = np.quantile(x[:, j], [0, 0.25, 0.5, 0.75, 1])
+        np.testing.assert_allclose(edges[j], quantiles)
+    query = np.array([[-9.0, 0.0], [0.1, 1.0], [9.0, 2.5]])
+    got = np.asarray(encode(edges, query)).reshape(3, 2, 4)
+    for i in range(3):
+        for j in range(2):
+            for t in range(4):
+                lo, hi = edges[j, t], edges[j, t + 1]
+                if hi > lo:
+                    want = min(max((query[i, j] - lo) / (hi - lo), 0.0), 1.0)
+                else:  # repeated quantile: a step just above the edge
+                    want = float(query[i, j] > lo)
+                assert got[i, j, t] == pytest.approx(want, abs=1e-6), (i, j, t)
 
 
 def test_descriptors_match_composition_features():
@@ -113,6 +139,43 @@ def test_save_load_roundtrip(fitted, tmp_path):
     )
 
 
+def test_cold_start_members_add_their_spread_to_the_std(fitted):
+    _, _, model = fitted
+    members = SMALL.get("cold_members", 2)
+    assert all(leaf.shape[0] == members for leaf in jax.tree.leaves(model.joint_))
+    formulas = ["KBr", "MgO", "GaAs"]
+    _, std = model.predict_new(formulas, return_std=True)
+    # the members' own predictions, without the neighbour correction
+    xs = (descriptors(formulas) - model.x_mean_) / model.x_std_
+    each = [
+        np.asarray(
+            predict_cold(
+                jax.tree.map(lambda v, k=k: v[k], model.joint_),
+                encode(model.edges_, xs),
+            )
+        )
+        for k in range(members)
+    ]
+    assert np.var(each, axis=0).max() > 1e-8  # the members differ
+    floor = np.sqrt(model.cold_var_)[None, :]
+    assert np.all(std.to_numpy() >= floor - 1e-12)
+    assert np.any(std.to_numpy() > floor + 1e-9)
+
+
+def test_a_saved_model_with_another_map_form_is_refused(fitted, tmp_path):
+    import json
+
+    _, _, model = fitted
+    model.save(tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays.pop("header")))
+    del header["descriptor_map"]  # as written before the encoding existed
+    np.savez(tmp_path / "old.npz", header=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(RecommenderError, match="another form.*fit the model again"):
+        MatrixFactorization.load(tmp_path / "old.npz")
+
+
 def test_bad_requests_raise_clear_errors(fitted, composition_matrix):
     _, _, model = fitted
     with pytest.raises(CompositionError, match="Xx|cannot parse"):
@@ -126,3 +189,11 @@ def test_bad_requests_raise_clear_errors(fitted, composition_matrix):
         plain.predict_new(["NaCl"])
     with pytest.raises(RecommenderError, match="rank"):
         MatrixFactorization(rank=0)
+    with pytest.raises(RecommenderError, match="bins"):
+        MatrixFactorization(bins=0)
+    with pytest.raises(RecommenderError, match="balance"):
+        MatrixFactorization(balance=1.5)
+    with pytest.raises(RecommenderError, match="cold_members"):
+        MatrixFactorization(cold_members=0)
+    with pytest.raises(RecommenderError, match="learning_rate"):
+        MatrixFactorization(learning_rate=0.0)
