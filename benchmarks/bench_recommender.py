@@ -19,7 +19,9 @@ Run by hand (minutes on 2 cores)::
 2. Cold start: 10 % of the materials held out entirely (seeded);
    ``MatrixFactorization.predict_new`` from formulas against a
    ``RandomForestRegressor`` on the same composition descriptors
-   (``mldiff.recommender.cold_start.descriptors``), per property.
+   (``mldiff.recommender.cold_start.descriptors``), per property. Also split
+   by whether a held-out material's formula is among the training rows
+   (polymorphs of a known composition) or new.
 3. Fit time on the full transport matrix (ALS ensemble, then with the cold
    start map) against ``IterativeImputer``, and ALS against Adam.
 
@@ -203,6 +205,22 @@ def cold_start(matrix, formulas, args):
         random_forest_fit_s=round(rf_s, 1),
         ours_wins=f"{wins}/{len(columns)}",
     )
+    known = set(formulas[i] for i in np.flatnonzero(~test))
+    seen = np.array([f in known for f in test_formulas])
+    for name, rows in (("formula in training", seen), ("new formula", ~seen)):
+        sub = mask & rows[:, None]
+        o, r = (
+            rmse_table(ours, z[test], sub, columns),
+            rmse_table(rf, z[test], sub, columns),
+        )
+        emit(
+            part="cold",
+            rows=name,
+            n=int(rows.sum()),
+            ours_rmse=round(o["overall"], 4),
+            random_forest_rmse=round(r["overall"], 4),
+            ours_wins=f"{sum(o[c] < r[c] for c in columns if c in o)}/{len(o) - 1}",
+        )
     for c in [*columns, "overall"]:
         emit(
             part="cold",

@@ -53,7 +53,7 @@ def register(sub) -> None:
         "--hidden",
         type=int,
         nargs="+",
-        default=[256, 256],
+        default=[256, 256, 256],
         help="MLP widths of the cold-start descriptor map",
     )
     p.add_argument(

@@ -9,8 +9,9 @@ matrix, and a low-rank model with row / column biases fills the blanks.
 * :mod:`mldiff.recommender.factorization` — pure JAX masked factorisation:
   ALS in closed form and full-batch Adam (optax), bootstrap ensembles under
   ``vmap``, rank selection by validation.
-* :mod:`mldiff.recommender.cold_start` — composition descriptors → latent
-  row factors, fitted jointly with the factorisation.
+* :mod:`mldiff.recommender.cold_start` — composition descriptors (in a
+  piecewise-linear encoding) → latent row factors through a ReLU MLP, fitted
+  jointly with the factorisation.
 * :class:`MatrixFactorization` — fit / predict / impute / predict_new /
   recommend, save / load.
 """

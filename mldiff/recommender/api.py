@@ -63,7 +63,7 @@ class FactorizationConfig:
     n_members: int = 4
     sweeps: int = 60
     log10: str | tuple[bool, ...] = "auto"
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (256, 256, 256)
     iterations: int = 30
     inner_steps: int = 100
     batch: int = 512
@@ -72,6 +72,7 @@ class FactorizationConfig:
     learning_rate: float = 1e-3
     cold_members: int = 2
     neighbors: int = 20
+    neighbor_weight: float = 0.5
     seed: int = 0
 
 
@@ -114,6 +115,8 @@ class MatrixFactorization:
             cold-start std. Each costs about as much as the first.
         neighbors: neighbours of the latent-residual correction for new
             formulas (0 turns it off).
+        neighbor_weight: the fraction of the neighbours' mean latent residual
+            that is added (a shrinkage towards the map; 1: all of it).
         seed: seed of every random choice.
     """
 
@@ -125,7 +128,7 @@ class MatrixFactorization:
         n_members: int = 4,
         sweeps: int = 60,
         log10="auto",
-        hidden=(256, 256),
+        hidden=(256, 256, 256),
         iterations: int = 30,
         inner_steps: int = 100,
         batch: int = 512,
@@ -134,6 +137,7 @@ class MatrixFactorization:
         learning_rate: float = 1e-3,
         cold_members: int = 2,
         neighbors: int = 20,
+        neighbor_weight: float = 0.5,
         seed: int = 0,
     ):
         """Store the configuration (validated); nothing is fitted here."""
@@ -152,6 +156,10 @@ class MatrixFactorization:
                 f"need bins ≥ 1 and 0 ≤ balance ≤ 1, got bins={bins!r}, "
                 f"balance={balance!r}"
             )
+        if not 0.0 <= float(neighbor_weight) <= 1.0:
+            raise RecommenderError(
+                f"neighbor_weight must be in [0, 1], got {neighbor_weight!r}"
+            )
         if not float(learning_rate) > 0.0:
             raise RecommenderError(f"learning_rate must be > 0, got {learning_rate!r}")
         self.config = FactorizationConfig(
@@ -169,6 +177,7 @@ class MatrixFactorization:
             learning_rate=float(learning_rate),
             cold_members=int(cold_members),
             neighbors=int(neighbors),
+            neighbor_weight=float(neighbor_weight),
             seed=int(seed),
         )
 
@@ -299,7 +308,8 @@ class MatrixFactorization:
             n_members, n, p = self.latent_residual_.shape
             residual = self.latent_residual_.transpose(1, 0, 2).reshape(n, -1)
             shift = _cold.neighbor_residual(xs, self.x_train_, residual, k)
-            g = g + shift.reshape(-1, n_members, p).transpose(1, 0, 2)
+            shift = shift.reshape(-1, n_members, p).transpose(1, 0, 2)
+            g = g + self.config.neighbor_weight * shift
         f = models.factors
         z = (
             np.asarray(f.mu)[:, None, None]

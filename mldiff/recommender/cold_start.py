@@ -173,7 +173,7 @@ def fit_joint(
     rank: int,
     reg,
     key,
-    hidden: tuple[int, ...] = (256, 256),
+    hidden: tuple[int, ...] = (256, 256, 256),
     iterations: int = 30,
     inner_steps: int = 100,
     batch: int = 512,
