@@ -112,7 +112,10 @@ class MatrixFactorization:
         learning_rate: peak Adam step size of the map.
         cold_members: joint fits (seeds, ``vmap``-ed) whose mean gives the
             cold-start and warm predictions; their spread adds to the
-            cold-start std. Each costs about as much as the first.
+            cold-start std. Each costs about as much as the first. On the
+            transport matrix (``benchmarks/bench_recommender.py``) 2 fits give
+            an RMSE of 0.620 for held-out materials and 8 give 0.611, past a
+            random forest's 0.612, at 4× the time.
         neighbors: neighbours of the latent-residual correction for new
             formulas (0 turns it off).
         neighbor_weight: the fraction of the neighbours' mean latent residual
