@@ -290,37 +290,42 @@ class MatrixFactorization:
         theta = np.concatenate(
             [np.asarray(f.rows), np.asarray(f.row_bias)[..., None]], -1
         )  # [M, n, k + 1]
-        g = jax.vmap(_cold.mlp_apply, in_axes=(0, None))(models.mlp, encoded)
-        self.latent_residual_ = theta - np.asarray(g)
+        g = self._members_g(encoded)  # [M, n, k + 1]
+        self.latent_residual_ = theta - g
         self.x_train_ = xs
         self.formulas_ = [str(v) for v in formulas]
-        cold, _ = self._cold_z(xs, exclude_self=True)
+        cold = self._members_z(g).mean(0)  # the map alone, no neighbour shift
         resid = np.where(observed, z - cold, np.nan)
         self.cold_var_ = np.nanmean(resid**2, axis=0)
 
-    def _cold_z(self, xs, exclude_self=False):
+    def _cold_z(self, xs):
         """Cold-start mean ``[q, m]`` and members' variance, standardised units."""
-        models = self.joint_
-        encoded = _cold.encode(self.edges_, xs)
-        g = np.asarray(
-            jax.vmap(_cold.mlp_apply, in_axes=(0, None))(models.mlp, encoded),
-            np.float64,
-        )  # [M, q, k + 1]
+        g = self._members_g(_cold.encode(self.edges_, xs))  # [M, q, k + 1]
         k = self.config.neighbors
-        if k > 0 and not exclude_self:
+        if k > 0:
             n_members, n, p = self.latent_residual_.shape
             residual = self.latent_residual_.transpose(1, 0, 2).reshape(n, -1)
             shift = _cold.neighbor_residual(xs, self.x_train_, residual, k)
             shift = shift.reshape(-1, n_members, p).transpose(1, 0, 2)
             g = g + self.config.neighbor_weight * shift
-        f = models.factors
-        z = (
+        z = self._members_z(g)
+        return z.mean(0), z.var(0)
+
+    def _members_g(self, encoded):
+        """Each member's map output ``[M, q, k + 1]`` (float64) of encoded rows."""
+        mlp = self.joint_.mlp
+        g = jax.vmap(_cold.mlp_apply, in_axes=(0, None))(mlp, encoded)
+        return np.asarray(g, np.float64)
+
+    def _members_z(self, g):
+        """Each member's predictions ``[M, q, m]`` from its latent rows ``g``."""
+        f = self.joint_.factors
+        return (
             np.asarray(f.mu)[:, None, None]
             + g[..., -1:]
             + np.asarray(f.col_bias)[:, None, :]
             + np.einsum("aqk,amk->aqm", g[..., :-1], np.asarray(f.cols))
-        )  # [M, q, m]
-        return z.mean(0), z.var(0)
+        )
 
     # -------------------------------------------------------------- predict
     def _check_fitted(self):
