@@ -11,9 +11,11 @@ Run by hand (minutes on 2 cores)::
    in) for column means, scikit-learn's ``KNNImputer`` and
    ``IterativeImputer``, soft-impute (Mazumder, Hastie and Tibshirani 2010,
    NumPy SVD, λ chosen on a validation split) and ``MatrixFactorization``
-   (rank chosen by validation among 4, 6, 8; ALS ensemble mean), and the
-   model with the composition descriptors of the rows (joint cold-start
-   model, default rank 8; the peers see only the matrix). ``KNNImputer`` is
+   (rank chosen by validation among 4, 6, 8; warm values from its denoising
+   autoencoder, ``autoencoder_steps``), and the model with the composition
+   descriptors of the rows (joint cold-start model, default rank 8; the
+   autoencoder also reads the descriptors; the peers see only the matrix).
+   ``KNNImputer`` is
    quadratic in rows, so the warm comparison runs on a seeded subset of
    ``--warm-rows`` materials (every method on the same subset).
 2. Cold start: 10 % of the materials held out entirely (seeded);

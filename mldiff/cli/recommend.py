@@ -68,6 +68,13 @@ def register(sub) -> None:
         default=2,
         help="joint cold-start fits averaged (each adds about as much time)",
     )
+    p.add_argument(
+        "--autoencoder-steps",
+        type=int,
+        default=6000,
+        help="Adam steps of the warm-start denoising imputer (0: the "
+        "factorisation's values)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the ranking to this CSV file")
     p.add_argument("--save", help="write the fitted model to this .npz file")
@@ -155,6 +162,7 @@ def run(args) -> int:
         hidden=tuple(args.hidden),
         iterations=args.iterations,
         cold_members=args.cold_members,
+        autoencoder_steps=args.autoencoder_steps,
         seed=args.seed,
     )
     model.fit(matrix, formulas)

@@ -3,19 +3,25 @@
 ````fit`` validates the matrix, fits the per-column transform, optionally picks
 the rank by validation, fits an ensemble of ALS factorisations (bootstrap
 weights, ``vmap`` over seeds) and, when row formulas are given, the joint
-descriptor → latent map for cold start. With formulas, the warm predictions
-are those of the joint model (its descriptor prior helps sparse rows and
-columns such as the formation enthalpy); the ensemble of plain
-factorisations still supplies the spread. Predictions come back in original
-units; a DataFrame in gives a DataFrame out.
+descriptor → latent map for cold start. With formulas, the factorisation's
+warm values are those of the joint model (its descriptor prior helps sparse
+rows and columns such as the formation enthalpy). Last, a masked denoising
+autoencoder (:mod:`mldiff.recommender.autoencoder`) learns to predict each
+row's entries from its other measured entries (and its composition), the
+nonlinear relations a low-rank model misses (``autoencoder_steps``; 0 keeps
+the factorisation's values). Predictions come back in original units; a
+DataFrame in gives a DataFrame out.
 
 Uncertainty: the predictive standard deviation in standardised units is
-``sqrt(ensemble variance + residual variance of the column)``, the residual
-variance taken from the fitted entries (warm) or from the cold-start path on
-the fitted rows plus the variance among the cold-start members (new
-formulas). :meth:`MatrixFactorization.recommend` turns it
-into the probability that a material lies inside a target window, assuming
-Gaussian errors in standardised units, independent across properties.
+``sqrt(ensemble variance + noise variance of the column)``. For the fitted
+rows the ensemble is that of the plain factorisations and the noise variance
+is the autoencoder's error on entries hidden from it (without it, the
+factorisation's residual variance on the fitted entries); for new formulas,
+the residual variance of the cold-start path on the fitted rows plus the
+variance among the cold-start members. :meth:`MatrixFactorization.recommend`
+turns it into the probability that a material lies inside a target window,
+assuming Gaussian errors in standardised units, independent across
+properties.
 
 Example:
     >>> import numpy as np
@@ -38,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff.recommender import autoencoder as _ae
 from mldiff.recommender import cold_start as _cold
 from mldiff.recommender import factorization as _mf
 from mldiff.recommender.data import (
@@ -73,6 +80,9 @@ class FactorizationConfig:
     cold_members: int = 2
     neighbors: int = 20
     neighbor_weight: float = 0.5
+    autoencoder_steps: int = 6000
+    autoencoder_hidden: tuple[int, ...] = (128, 128, 128)
+    drop_rate: float = 0.25
     seed: int = 0
 
 
@@ -120,6 +130,14 @@ class MatrixFactorization:
             formulas (0 turns it off).
         neighbor_weight: the fraction of the neighbours' mean latent residual
             that is added (a shrinkage towards the map; 1: all of it).
+        autoencoder_steps: Adam steps of the warm-start imputer, a masked
+            denoising autoencoder that predicts each row's missing entries
+            from its measured ones (and, with formulas, its composition;
+            :mod:`mldiff.recommender.autoencoder`). It gives :meth:`predict`
+            and :meth:`impute` their values, and its held-out error the noise
+            part of their std. 0: the factorisation's values instead.
+        autoencoder_hidden: its hidden widths.
+        drop_rate: fraction of measured entries it hides per training step.
         seed: seed of every random choice.
     """
 
@@ -141,6 +159,9 @@ class MatrixFactorization:
         cold_members: int = 2,
         neighbors: int = 20,
         neighbor_weight: float = 0.5,
+        autoencoder_steps: int = 6000,
+        autoencoder_hidden=(128, 128, 128),
+        drop_rate: float = 0.25,
         seed: int = 0,
     ):
         """Store the configuration (validated); nothing is fitted here."""
@@ -165,6 +186,11 @@ class MatrixFactorization:
             )
         if not float(learning_rate) > 0.0:
             raise RecommenderError(f"learning_rate must be > 0, got {learning_rate!r}")
+        if int(autoencoder_steps) < 0 or not 0.0 < float(drop_rate) < 1.0:
+            raise RecommenderError(
+                f"need autoencoder_steps ≥ 0 and 0 < drop_rate < 1, got "
+                f"autoencoder_steps={autoencoder_steps!r}, drop_rate={drop_rate!r}"
+            )
         self.config = FactorizationConfig(
             rank=rank if np.isscalar(rank) else tuple(int(r) for r in ranks),
             reg=float(reg),
@@ -181,6 +207,9 @@ class MatrixFactorization:
             cold_members=int(cold_members),
             neighbors=int(neighbors),
             neighbor_weight=float(neighbor_weight),
+            autoencoder_steps=int(autoencoder_steps),
+            autoencoder_hidden=tuple(int(h) for h in autoencoder_hidden),
+            drop_rate=float(drop_rate),
             seed=int(seed),
         )
 
@@ -250,6 +279,22 @@ class MatrixFactorization:
             self.mean_z_ = np.asarray(warm).mean(0)
             resid = np.where(observed, z - self.mean_z_, np.nan)
             self.noise_var_ = np.nanmean(resid**2, axis=0)
+        if c.autoencoder_steps > 0:
+            # warm values from the denoising imputer; its held-out error is the
+            # noise variance (the factorisations' spread stays in var_z_)
+            extra = self.x_train_ if self.formulas_ is not None else None
+            params = _ae.fit(
+                z,
+                observed,
+                jax.random.fold_in(key, 4),
+                extra,
+                hidden=c.autoencoder_hidden,
+                steps=c.autoencoder_steps,
+                batch=c.batch,
+                drop_rate=c.drop_rate,
+            )
+            self.mean_z_ = _ae.impute(params, z, observed, extra)
+            self.noise_var_ = _ae.held_out_error(params, z, observed, extra)
         return self
 
     def _fit_cold(self, row_formulas, y, w, z, observed, key):

@@ -14,6 +14,7 @@ SMALL = dict(
     inner_steps=10,
     batch=150,
     neighbors=10,
+    autoencoder_steps=500,
 )  # = the CLI's with flags
 N_FIT, N_NEW = 150, 30
 

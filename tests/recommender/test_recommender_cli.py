@@ -48,6 +48,8 @@ def test_cli_ranks_candidates_and_writes_csv(composition_matrix, tmp_path, capsy
             "20",
             "--cold-members",
             "2",
+            "--autoencoder-steps",
+            "500",
             "--out",
             str(out),
         ]
