@@ -29,7 +29,8 @@ Example:
     >>> truth = rng.normal(size=(30, 2)) @ rng.normal(size=(2, 5))
     >>> m = np.where(rng.random(truth.shape) < 0.8, truth, np.nan)
     >>> m[:, 0] = truth[:, 0]  # no empty rows
-    >>> model = MatrixFactorization(rank=2, reg=0.1, n_members=2).fit(m)
+    >>> model = MatrixFactorization(rank=2, reg=0.1, n_members=2,
+    ...                             autoencoder_steps=1000).fit(m)
     >>> model.predict().shape
     (30, 5)
     >>> bool(np.isnan(model.impute()).any())
@@ -121,8 +122,9 @@ class MatrixFactorization:
             columns alike; see :func:`~mldiff.recommender.cold_start.fit_joint`).
         learning_rate: peak Adam step size of the map.
         cold_members: joint fits (seeds, ``vmap``-ed) whose mean gives the
-            cold-start and warm predictions; their spread adds to the
-            cold-start std. Each costs about as much as the first. On the
+            cold-start predictions (and the warm ones when
+            ``autoencoder_steps`` is 0); their spread adds to the cold-start
+            std. Each costs about as much as the first. On the
             transport matrix (``benchmarks/bench_recommender.py``) 2 fits give
             an RMSE of 0.620 for held-out materials and 8 give 0.611, past a
             random forest's 0.612, at 4× the time.
@@ -387,7 +389,7 @@ class MatrixFactorization:
         )
 
     def predict(self, return_std: bool = False):
-        """The completed matrix ``[n, m]`` in original units (ensemble mean).
+        """The completed matrix ``[n, m]`` in original units (the warm values).
 
         Args:
             return_std: also return the predictive std in standardised units.

@@ -156,10 +156,14 @@ def _train(
     return params
 
 
+@jax.jit
+def _apply(params, z, mask, extra):
+    return mlp_apply(params, _inputs(z, mask, extra))
+
+
 def impute(params: list, z, observed, extra=None) -> np.ndarray:
     """Every entry ``[n, m]`` (float64) predicted from the measured ones."""
-    z, mask, extra = _as_arrays(z, observed, extra)
-    return np.asarray(mlp_apply(params, _inputs(z, mask, extra)), np.float64)
+    return np.asarray(_apply(params, *_as_arrays(z, observed, extra)), np.float64)
 
 
 def held_out_error(params: list, z, observed, extra=None) -> np.ndarray:
@@ -167,18 +171,17 @@ def held_out_error(params: list, z, observed, extra=None) -> np.ndarray:
 
     Column ``j`` is predicted for every row with ``j`` removed from the input
     (the row's other entries kept), and compared where it was measured; a
-    column without measured entries gets NaN.
+    column without measured entries gets NaN. One compiled program serves
+    every column.
     """
     observed = np.asarray(observed, bool)
-    zf = np.asarray(z, np.float64)
+    target = np.asarray(z, np.float64)
+    zs, mask, extra = _as_arrays(z, observed, extra)
     out = np.full(observed.shape[1], np.nan)
     for j in range(observed.shape[1]):
         rows = observed[:, j]
         if not rows.any():
             continue
-        mask = observed[rows].copy()
-        mask[:, j] = False
-        sub_extra = None if extra is None else np.asarray(extra)[rows]
-        pred = impute(params, zf[rows], mask, sub_extra)[:, j]
-        out[j] = float(np.mean((pred - zf[rows, j]) ** 2))
+        pred = np.asarray(_apply(params, zs, mask.at[:, j].set(0.0), extra))[:, j]
+        out[j] = float(np.mean((pred[rows] - target[rows, j]) ** 2))
     return out

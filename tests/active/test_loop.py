@@ -142,6 +142,7 @@ def test_budget_and_convergence_stop_the_loop_and_config_must_match(tmp_path):
     assert os.path.exists(tmp_path / "c" / "round_000" / "ensemble")
 
 
+@pytest.mark.slow  # 30 s; the arithmetic is round_epochs' doctest
 def test_min_train_steps_raises_the_epochs_of_small_rounds(tmp_path):
     # reference: the epochs each round's checkpoint says it ran, against the
     # steps asked for — 4 then 6 labels in batches of 4 are 1 then 2 steps

@@ -123,6 +123,7 @@ def test_fitted_hyperparameters_reach_sklearn_likelihood(rng, keys):
     np.testing.assert_allclose(ref.log_marginal_likelihood(theta), lml, rtol=TOL)
 
 
+@pytest.mark.slow  # 23 s; fitting to sklearn's likelihood uses the same gradients
 def test_gradients_match_finite_differences(rng):
     # reference: finite differences (jax.test_util.check_grads)
     x, y, xs = _data(rng, n=15)
