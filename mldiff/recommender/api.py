@@ -604,6 +604,8 @@ class MatrixFactorization:
                 f"({header.get('descriptor_map') or 'tanh MLP on raw descriptors'}; "
                 f"this version reads {_cold.MAP_VERSION}); fit the model again"
             )
+        # a file from before the autoencoder holds the factorisation's values
+        c.setdefault("autoencoder_steps", 0)
         model = cls(**c)
         model.columns_ = header["columns"]
         model.index_ = header["index"]

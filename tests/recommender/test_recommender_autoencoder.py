@@ -90,3 +90,23 @@ def test_noise_variance_is_the_error_on_hidden_entries(two_regimes, fitted):
 def test_bad_autoencoder_settings_are_rejected(kwargs, message):
     with pytest.raises(RecommenderError, match=message):
         MatrixFactorization(**kwargs)
+
+
+def test_a_file_from_before_the_autoencoder_loads_with_it_off(fitted, tmp_path):
+    import json
+
+    with_ae, _ = fitted
+    with_ae.save(tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays.pop("header")))
+    for key in ("autoencoder_steps", "autoencoder_hidden", "drop_rate"):
+        del header["config"][key]  # as written before these settings existed
+    np.savez(tmp_path / "old.npz", header=np.array(json.dumps(header)), **arrays)
+    old = MatrixFactorization.load(tmp_path / "old.npz")
+    assert old.config.autoencoder_steps == 0  # its values are the factorisation's
+    np.testing.assert_array_equal(
+        np.asarray(old.predict()), np.asarray(with_ae.predict())
+    )
+    again = MatrixFactorization.load(tmp_path / "model.npz")
+    assert again.config.autoencoder_steps == STEPS
