@@ -269,22 +269,13 @@ class MatrixFactorization:
         )
         self.factors_ = factors  # stacked members [e, ...]
         members = np.asarray(jax.vmap(_mf.predict)(factors))  # [e, n, m]
-        self.mean_z_ = members.mean(0)
-        self.var_z_ = members.var(0)
-        resid = np.where(observed, z - self.mean_z_, np.nan)
-        self.noise_var_ = np.nanmean(resid**2, axis=0)
+        self.var_z_ = members.var(0)  # the spread, whichever gives the values
         self.formulas_ = None
         if row_formulas is not None:
             self._fit_cold(row_formulas, y, w, z, observed, k_cold)
-            # warm mean from the joint models (descriptor prior on every row);
-            # spread still from the ensemble of plain factorisations
-            warm = jax.vmap(_mf.predict)(self.joint_.factors)  # [M, n, m]
-            self.mean_z_ = np.asarray(warm).mean(0)
-            resid = np.where(observed, z - self.mean_z_, np.nan)
-            self.noise_var_ = np.nanmean(resid**2, axis=0)
         if c.autoencoder_steps > 0:
             # warm values from the denoising imputer; its held-out error is the
-            # noise variance (the factorisations' spread stays in var_z_)
+            # noise variance
             extra = self.x_train_ if self.formulas_ is not None else None
             params = _ae.fit(
                 z,
@@ -298,6 +289,16 @@ class MatrixFactorization:
             )
             self.mean_z_ = _ae.impute(params, z, observed, extra)
             self.noise_var_ = _ae.held_out_error(params, z, observed, extra)
+        else:
+            # the factorisation's values: the joint models' with formulas
+            # (descriptor prior on every row), else the plain ensemble's
+            if self.formulas_ is not None:
+                warm = np.asarray(jax.vmap(_mf.predict)(self.joint_.factors))
+            else:
+                warm = members
+            self.mean_z_ = warm.mean(0)
+            resid = np.where(observed, z - self.mean_z_, np.nan)
+            self.noise_var_ = np.nanmean(resid**2, axis=0)
         return self
 
     def _fit_cold(self, row_formulas, y, w, z, observed, key):
