@@ -91,7 +91,8 @@ json.dump({"shardings": sorted(shardings)}, open(f"{out}/info.json", "w"))
 
 def run_on_four_devices(code: str, out_dir) -> None:
     """Run ``code`` in a fresh Python with 4 CPU devices; ``sys.argv[1]`` = out."""
-    env = {**os.environ, "XLA_FLAGS": FOUR_DEVICES, "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {FOUR_DEVICES}"  # keeps conftest's
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), str(out_dir)],
         env=env,
@@ -187,7 +188,8 @@ def test_two_processes_train_like_one_device(tmp_path):
         port = str(sock.getsockname()[1])
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+        + " --xla_force_host_platform_device_count=2",
         "JAX_PLATFORMS": "cpu",
     }
     code = textwrap.dedent(_TWO_HOSTS)
