@@ -17,8 +17,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # program they all build compiles once (jax-md alone compiles ~120 small
 # programs on import; the TTSP fits run in tests, CLI and notebook). Measured on
 # the notebook, TTSP, MD and active-loop tests with 2 workers: 314 s -> 279 s.
-# Every program is cached, however small: jax-md's ~120 take 0.03 s each, and
-# with them cached a second process imports jax-md in 6.6 s instead of 11 s.
+# Programs under 0.1 s of compile are not cached: caching every one (jax-md's
+# ~120 import-time programs take 0.03 s each) made a full run no faster
+# (1,856 -> 1,940 CPU-s, within this VM's noise).
 # A fresh directory each run, removed at exit.
 if (
     "PYTEST_XDIST_WORKER" not in os.environ
@@ -27,7 +28,7 @@ if (
     _xla_cache = tempfile.mkdtemp(prefix="mldiff-xla-cache-")
     atexit.register(shutil.rmtree, _xla_cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 # Tests compile hundreds of small programs and run each briefly: XLA's CPU
 # backend at LLVM optimisation level 0 compiles them faster than it loses in

@@ -32,7 +32,7 @@ Example:
     >>> pot = potentials.get("sw")
     >>> s = Structure.from_ase(bulk("Si", "diamond", a=5.431, cubic=True))
     >>> g = neighbors.allocate(s, pot.cutoff)
-    >>> fc = force_constants(pot.energy)(pot.init(None, s), s, g)
+    >>> fc = jax.jit(force_constants(pot.energy))(pot.init(None, s), s, g)
     >>> fc.shape
     (8, 3, 8, 3)
 """

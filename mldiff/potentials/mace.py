@@ -306,7 +306,7 @@ def mace(
         >>> pot = mace(cfg, species=(14,))
         >>> s = Structure.create([[0, 0, 0], [1.4] * 3], None, [14, 14], pbc=False)
         >>> params = pot.init(jax.random.key(0), s)
-        >>> pot.energy(params, s, neighbors.allocate(s, pot.cutoff)).shape
+        >>> jax.jit(pot.energy)(params, s, neighbors.allocate(s, pot.cutoff)).shape
         ()
     """
     return _build(config, species, atomic_energies, scale, shift)[0]

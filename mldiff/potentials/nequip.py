@@ -257,7 +257,7 @@ def nequip(
         >>> pot = nequip(cfg, species=(14,), atomic_energies={14: -1.0})
         >>> s = Structure.create([[0, 0, 0], [1.4] * 3], None, [14, 14], pbc=False)
         >>> params = pot.init(jax.random.key(0), s)
-        >>> e = pot.energy(params, s, neighbors.allocate(s, pot.cutoff))
+        >>> e = jax.jit(pot.energy)(params, s, neighbors.allocate(s, pot.cutoff))
         >>> e.shape, pot.species
         ((), (14,))
     """
