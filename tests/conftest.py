@@ -14,8 +14,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # One persistent XLA compilation cache per test run, shared through the
 # environment by the xdist workers, notebook kernels and CLI subprocesses, so a
-# program they all build compiles once (jax-md alone compiles ~120 small
-# programs on import; the TTSP fits run in tests, CLI and notebook). Measured on
+# program they all build compiles once (the TTSP fits run in tests, CLI and
+# notebook; the potentials' programs in tests and notebooks). Measured on
 # the notebook, TTSP, MD and active-loop tests with 2 workers: 314 s -> 279 s.
 # Programs under 0.1 s of compile are not cached: caching every one (jax-md's
 # ~120 import-time programs take 0.03 s each) made a full run no faster

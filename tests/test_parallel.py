@@ -7,7 +7,6 @@ subprocess trains the same tiny NequIP on one device and on a 4-device mesh and
 saves both parameter sets; the reference is the single-device run.
 """
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,11 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from host_devices import host_devices_env
 
 from mldiff import parallel
 from mldiff.errors import ConfigError
-
-FOUR_DEVICES = "--xla_force_host_platform_device_count=4"
 
 _SETUP = """
 import dataclasses, json, sys
@@ -91,11 +89,9 @@ json.dump({"shardings": sorted(shardings)}, open(f"{out}/info.json", "w"))
 
 def run_on_four_devices(code: str, out_dir) -> None:
     """Run ``code`` in a fresh Python with 4 CPU devices; ``sys.argv[1]`` = out."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} {FOUR_DEVICES}"  # keeps conftest's
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), str(out_dir)],
-        env=env,
+        env=host_devices_env(4),
         capture_output=True,
         text=True,
         timeout=900,
@@ -186,12 +182,7 @@ def test_two_processes_train_like_one_device(tmp_path):
     with socket.socket() as sock:
         sock.bind(("localhost", 0))
         port = str(sock.getsockname()[1])
-    env = {
-        **os.environ,
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
-        + " --xla_force_host_platform_device_count=2",
-        "JAX_PLATFORMS": "cpu",
-    }
+    env = host_devices_env(2)
     code = textwrap.dedent(_TWO_HOSTS)
     procs = [
         subprocess.Popen(

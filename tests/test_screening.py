@@ -8,7 +8,6 @@ and direct calls of :func:`mldiff.md.relax` and :func:`mldiff.phonons.run`.
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ import pytest
 from ase.build import bulk
 from ase.calculators.morse import MorsePotential
 from ase.io import write
+from host_devices import host_devices_env
 
 from mldiff import md, phonons, potentials, screening
 from mldiff.data import read_extxyz
@@ -86,12 +86,7 @@ def sharded_200(tmp_path_factory):
     root = tmp_path_factory.mktemp("screen4")
     path = root / "structures.extxyz"
     write(path, _atoms(200))
-    env = {
-        **os.environ,
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
-        + " --xla_force_host_platform_device_count=4",
-        "JAX_PLATFORMS": "cpu",
-    }
+    env = host_devices_env(4)
     proc = subprocess.run(
         [
             sys.executable,
