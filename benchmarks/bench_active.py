@@ -68,6 +68,7 @@ per round each; the 6 Cu processes alone, 65 s.
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -209,16 +210,21 @@ def force_mae_curve(run_dir: str, log: list, test_items) -> list:
         pot, params = load_ensemble(path)
         spec = checkpoint.read(os.path.join(path, ensemble.MODEL))[0]["model"]
         pot = potentials.setdefault(json.dumps(spec, sort_keys=True), pot)
-        pred = committee_predictions(pot, params, test_items)
-        err = np.concatenate(
-            [
-                (f - np.asarray(it.forces)).ravel()
-                for f, it in zip(pred["forces_mean_ev_per_angstrom"], test_items,
-                                 strict=True)
-            ]
-        )
-        out.append((record["n_labels"], 1e3 * float(np.mean(np.abs(err)))))
+        out.append((record["n_labels"], force_mae(pot, params, test_items)))
     return out
+
+
+def force_mae(potential, stacked_params, test_items) -> float:
+    """Committee-mean force MAE (meV/Å) on labeled test structures."""
+    pred = committee_predictions(potential, stacked_params, test_items)
+    err = np.concatenate(
+        [
+            (f - np.asarray(it.forces)).ravel()
+            for f, it in zip(pred["forces_mean_ev_per_angstrom"], test_items,
+                             strict=True)
+        ]
+    )
+    return 1e3 * float(np.mean(np.abs(err)))
 
 
 def main(argv=None) -> dict:
@@ -303,6 +309,7 @@ def main(argv=None) -> dict:
     if args.quick:
         args.seeds, args.rounds, args.epochs, args.md_steps = 1, 3, 15, 100
         args.min_steps = min(args.min_steps, 30)
+        args.retrain_steps = min(args.retrain_steps, 30)
     os.makedirs(args.out, exist_ok=True)
     base, calculator, reference, temps = system_setup(args.system, args.quick)
     t0 = time.perf_counter()
@@ -370,15 +377,13 @@ def fresh_mae(run_dir: str, n_labels: int, steps: int, test_items) -> float:
 
     with open(os.path.join(run_dir, "config.json")) as fh:
         config = json.load(fh)
-    k = 0
-    while True:
+    for k in itertools.count():
         path = os.path.join(run_dir, f"labeled_{k:03d}.extxyz")
+        if not os.path.exists(path):
+            raise SystemExit(f"{run_dir} has no labeled set of {n_labels} structures")
         items = read_extxyz(path)
-        if len(items) >= n_labels:
+        if len(items) == n_labels:
             break
-        k += 1
-    if len(items) != n_labels:
-        raise SystemExit(f"{run_dir} has no labeled set of {n_labels} structures")
     train = from_dict({**config["train"], "seed": config["seed"]})
     per_epoch = -(-len(items) // train.batch_size)
     train = dataclasses.replace(train, epochs=-(-steps // per_epoch))
@@ -386,15 +391,7 @@ def fresh_mae(run_dir: str, n_labels: int, steps: int, test_items) -> float:
         pot, params = ensemble.train_ensemble(
             train, config["n_members"], items, items, tmp
         ).ensemble
-    pred = committee_predictions(pot, params, test_items)
-    err = np.concatenate(
-        [
-            (f - np.asarray(it.forces)).ravel()
-            for f, it in zip(pred["forces_mean_ev_per_angstrom"], test_items,
-                             strict=True)
-        ]
-    )
-    return 1e3 * float(np.mean(np.abs(err)))
+    return force_mae(pot, params, test_items)
 
 
 def selection_only(out: str, seeds, committee_labels: int, steps: int, test_items):
