@@ -91,7 +91,6 @@ from mldiff.active import (  # noqa: E402
     run_active_learning,
 )
 from mldiff.data import rattled  # noqa: E402
-from mldiff.ensemble import load_ensemble  # noqa: E402
 from mldiff.io.extxyz import read_extxyz, write_extxyz  # noqa: E402
 from mldiff.structure import Structure  # noqa: E402
 from mldiff.training import checkpoint  # noqa: E402
@@ -207,7 +206,7 @@ def force_mae_curve(run_dir: str, log: list, test_items) -> list:
     potentials = {}
     for record in log:
         path = os.path.join(run_dir, f"round_{record['round']:03d}", "ensemble")
-        pot, params = load_ensemble(path)
+        pot, params = ensemble.load_ensemble(path)
         spec = checkpoint.read(os.path.join(path, ensemble.MODEL))[0]["model"]
         pot = potentials.setdefault(json.dumps(spec, sort_keys=True), pot)
         out.append((record["n_labels"], force_mae(pot, params, test_items)))
