@@ -96,7 +96,9 @@ def exact_case(n: int, n_test: int = 1000) -> dict:
         "sklearn_mae": round(float(np.mean(np.abs(sk_mean - yt))), 4),
         "max_mean_diff": float(np.max(np.abs(mean - sk_mean))),
         "lml_y_units": round(gp.log_marginal_likelihood(), 3),
-        "sklearn_lml_standardised_y": round(float(sk.log_marginal_likelihood_value_), 3),
+        "sklearn_lml_standardised_y": round(
+            float(sk.log_marginal_likelihood_value_), 3
+        ),
     }
 
 

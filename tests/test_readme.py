@@ -18,4 +18,5 @@ def test_readme_snippet_runs(index, tmp_path, monkeypatch):
     # each snippet runs on its own in a fresh namespace, in a scratch folder
     monkeypatch.chdir(tmp_path)
     code = BLOCKS[index]
-    exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "__readme__"})
+    program = compile(code, f"README.md python block {index}", "exec")
+    exec(program, {"__name__": "__readme__"})

@@ -141,7 +141,10 @@ def run_pool(
     for r in range(int(n_rounds) + 1):
         idx = np.asarray(labeled)
         model = _fit(
-            make_model(), x_pool[idx], y_pool[idx], None if noise is None else noise[idx]
+            make_model(),
+            x_pool[idx],
+            y_pool[idx],
+            None if noise is None else noise[idx],
         )
         mean, std = model.predict(x_test)
         curve["n_labels"].append(len(labeled))

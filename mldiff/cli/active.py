@@ -104,7 +104,8 @@ def generated(spec: dict, oracle, seed: int) -> list:
         a=spec.get("a"),
         cubic=bool(spec.get("cubic", True)),
     ).repeat(tuple(spec.get("repeat", (1, 1, 1))))
-    frames = rattled(atoms, int(spec.get("n", 8)), float(spec.get("rattle", 0.05)), seed=seed)
+    n, stdev = int(spec.get("n", 8)), float(spec.get("rattle", 0.05))
+    frames = rattled(atoms, n, stdev, seed=seed)
     items, failures = label_all(oracle, [Structure.from_ase(a) for a in frames])
     if failures:
         raise ConfigError(

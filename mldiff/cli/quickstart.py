@@ -80,7 +80,7 @@ def _step(title: str) -> float:
 
 
 def equilibrium_cell(potential, params_fn=None):
-    """fcc Cu primitive cell at the potential's zero-pressure lattice constant."""
+    """The fcc Cu primitive cell at the potential's zero-pressure lattice constant."""
     from ase.build import bulk
 
     from mldiff import md
@@ -203,7 +203,8 @@ def figure(result: dict, path: str) -> None:
     for b in range(mean.shape[1]):
         ax_b.fill_between(x, mean[:, b] - 2 * std[:, b], mean[:, b] + 2 * std[:, b],
                           color="C0", alpha=0.25, lw=0)
-        ax_b.plot(x, mean[:, b], "C0", lw=1.2, label="ensemble mean ± 2σ" if b == 0 else None)
+        label = "ensemble mean ± 2σ" if b == 0 else None
+        ax_b.plot(x, mean[:, b], "C0", lw=1.2, label=label)
         ax_b.plot(x, result["exact_bands"]["frequencies_thz"][:, b], "k--", lw=1,
                   label="exact EMT" if b == 0 else None)
     p = result["path"]
@@ -268,7 +269,9 @@ def run(args) -> int:
     print(f"EMT lattice constant a0 = {a0:.4f} Å")
     t = _step("labeling Cu configurations with ASE's EMT (stand-in for DFT)")
     items = reference_data(settings, a0, args.seed, os.path.join(out, "data.extxyz"))
-    train_items, val_items, test_items = split_items(items, (0.8, 0.1, 0.1), seed=args.seed)
+    train_items, val_items, test_items = split_items(
+        items, (0.8, 0.1, 0.1), seed=args.seed
+    )
     print(f"{len(items)} structures of 32 atoms: {len(train_items)} train, "
           f"{len(val_items)} validation, {len(test_items)} test")
     times["data_s"] = time.perf_counter() - t
@@ -348,10 +351,12 @@ def print_summary(summary: dict, out: str) -> None:
     print(f"{'C_V(300 K) ensemble vs exact':34s} {c['mean']:7.3f} ± {c['std']:.3f}"
           f" vs {c['exact']:.3f} J/K/mol")
     for lab, v in summary["phonons_at"].items():
-        for b, (m, s, x, ok) in enumerate(zip(v["mean_thz"], v["std_thz"], v["exact_thz"],
-                                              v["within_2_sigma"], strict=True)):
+        rows = zip(v["mean_thz"], v["std_thz"], v["exact_thz"], v["within_2_sigma"],
+                   strict=True)
+        for b, (m, s, x, ok) in enumerate(rows):
             verdict = "agrees" if ok else f"off by {abs(m - x) / max(s, 1e-12):.1f} σ"
-            print(f"  {lab} mode {b}: {m:6.3f} ± {s:5.3f} THz  exact {x:6.3f}  {verdict}")
+            print(f"  {lab} mode {b}: {m:6.3f} ± {s:5.3f} THz  exact {x:6.3f}  "
+                  f"{verdict}")
     print("-" * 64)
     if summary["phonons_agree_within_2_sigma"]:
         print("Phonons at X and L agree with exact EMT within 2σ of the ensemble.")

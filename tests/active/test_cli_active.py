@@ -63,4 +63,5 @@ def test_cli_errors(tmp_path, capsys):
         make_oracle_calculator("vasp")
     with pytest.raises(ConfigError, match="cannot import"):
         make_oracle_calculator("ase.calculators.nothere:Calc")
-    assert make_oracle_calculator("ase.calculators.lj:LennardJones").name == "lennardjones"
+    lj = make_oracle_calculator("ase.calculators.lj:LennardJones")
+    assert lj.name == "lennardjones"

@@ -57,14 +57,15 @@ def _config(**kw):
 class Counting:
     """EMT oracle that counts calls and can fail or 'die' on chosen calls."""
 
-    def __init__(self, die_at=None, fail_at=()):
+    def __init__(self, die_at=None, fail_at=()):  # noqa: D107
         self.calls, self.die_at, self.fail_at = 0, die_at, set(fail_at)
         self.oracle = ase_oracle(EMT())
 
-    def __call__(self, s):
+    def __call__(self, s):  # noqa: D102
         self.calls += 1
         if self.calls == self.die_at:
-            raise KeyboardInterrupt("killed mid-round")  # not an Exception: stops the run
+            # not an Exception: it stops the run, as a kill would
+            raise KeyboardInterrupt("killed mid-round")
         if self.calls in self.fail_at:
             raise RuntimeError("SCF did not converge")
         return self.oracle(s)
@@ -104,7 +105,8 @@ def test_killed_mid_round_resumes_without_losing_or_duplicating_labels(tmp_path)
     assert len(keys) == len(set(keys)) == 8
     assert keys == _keys(full.labeled)  # same structures as without the kill
     assert [r["n_labels"] for r in read_log(tmp_path / "run")] == [4, 6, 8]
-    assert read_log(tmp_path / "run")[1]["forces_mae_mev_per_angstrom"] == pytest.approx(
+    resumed_mae = read_log(tmp_path / "run")[1]["forces_mae_mev_per_angstrom"]
+    assert resumed_mae == pytest.approx(
         full.log[1]["forces_mae_mev_per_angstrom"], rel=1e-9
     )
 
