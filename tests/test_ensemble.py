@@ -300,6 +300,9 @@ def test_training_reduces_loss_and_loads(data, full_run):
     ):
         np.testing.assert_array_equal(a, b)
     assert pot.cutoff == TINY["cutoff"] and pot.species == (29, 79)
+    # the same model spec gives the same potential object, so what was jitted
+    # on the trained one (committee, MD) serves the loaded one without compiling
+    assert pot is result.ensemble.potential
     meta, _ = checkpoint.read(out / "ensemble.msgpack")
     assert meta["ensemble"] == {"n_members": K, "bootstrap": False}
     with pytest.raises(ConfigError, match="different training configuration"):

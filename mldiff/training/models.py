@@ -7,6 +7,8 @@ exact :class:`~mldiff.potentials.Potential` without the training script.
 """
 
 import dataclasses
+import functools
+import json
 from typing import Any
 
 from mldiff.errors import ConfigError
@@ -83,7 +85,29 @@ def config_object(name: str, values: dict[str, Any]):
 
 
 def build(spec: ModelSpec):
-    """The :class:`~mldiff.potentials.Potential` described by ``spec``."""
+    """The :class:`~mldiff.potentials.Potential` described by ``spec``.
+
+    Equal specs give the same object (the 16 most recent are kept), so the
+    programs jitted on it (MD, committee predictions, force constants) compile
+    once for every checkpoint of one model: the rounds of an active-learning
+    run, the checkpoints a benchmark compares. A ``Potential`` is an immutable
+    tuple of pure functions, so sharing it changes no result.
+
+    Example:
+        >>> spec = ModelSpec(name="nequip", config={"features": 4}, species=(29,),
+        ...                  atomic_energies={29: -1.0})
+        >>> build(spec) is build(ModelSpec.from_dict(spec.to_dict()))
+        True
+        >>> build(spec) is build(dataclasses.replace(spec, scale=2.0))
+        False
+    """
+    # default=float: NumPy scalars among the data-derived numbers
+    return _build(json.dumps(spec.to_dict(), sort_keys=True, default=float))
+
+
+@functools.lru_cache(maxsize=16)
+def _build(spec_json: str):
+    spec = ModelSpec.from_dict(json.loads(spec_json))
     builder, _ = _builder(spec.name)
     return builder(
         config_object(spec.name, spec.config),
