@@ -646,7 +646,7 @@ def train_ensemble(
 
     steps_per_epoch = batching.n_batches(train_set, config.batch_size, buckets=buckets)
     potential, optimizer, schedule, step, sums_fn = _programs(
-        json.dumps(spec.to_dict(), sort_keys=True),
+        spec.to_json(),
         json.dumps(to_dict(config), sort_keys=True),
         steps_per_epoch,
     )

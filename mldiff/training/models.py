@@ -45,6 +45,13 @@ class ModelSpec:
         d["atomic_energies"] = {str(k): v for k, v in self.atomic_energies.items()}
         return d
 
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): equal specs give equal strings, a cache key.
+
+        NumPy scalars among the data-derived numbers are written as floats.
+        """
+        return json.dumps(self.to_dict(), sort_keys=True, default=float)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
         """Inverse of :meth:`to_dict`."""
@@ -101,8 +108,7 @@ def build(spec: ModelSpec):
         >>> build(spec) is build(dataclasses.replace(spec, scale=2.0))
         False
     """
-    # default=float: NumPy scalars among the data-derived numbers
-    return _build(json.dumps(spec.to_dict(), sort_keys=True, default=float))
+    return _build(spec.to_json())
 
 
 @functools.lru_cache(maxsize=16)
