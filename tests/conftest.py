@@ -30,16 +30,29 @@ if (
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
-# Tests compile hundreds of small programs and run each briefly: XLA's CPU
-# backend at LLVM optimisation level 0 compiles them faster than it loses in
-# run time (tests/potentials + tests/phonons, 2 workers: 409 -> 319 CPU-s).
+# Tests compile hundreds of small programs and run each briefly, so XLA's
+# compile time is most of a test run (85 % of the CPU time of tests/phonons +
+# tests/potentials + test_ensemble.py, measured with jax.monitoring's compile
+# events). Two settings make XLA's CPU backend compile faster than it loses in
+# run time:
+# - LLVM optimisation level 0 (tests/potentials + tests/phonons, 2 workers:
+#   409 -> 319 CPU-s);
+# - the classic elemental emitters instead of the MLIR fusion emitters
+#   (``--xla_cpu_use_fusion_emitters=false``: backend compile time of
+#   test_nequip + test_force_constants + test_gp_exact 60 -> 27 s, wall time
+#   106 -> 77 s).
 # The numerics are IEEE either way (no fast-math), and every test compares
 # with a tolerance or with another run under the same flags. Inherited by the
-# workers, notebook kernels and subprocesses; to test the optimised code, set
-# the level yourself: XLA_FLAGS=--xla_backend_optimization_level=3 pytest ...
+# workers, notebook kernels and subprocesses; to test the code as users run
+# it, set XLA_FLAGS yourself (any value containing
+# ``xla_backend_optimization_level`` replaces these), e.g.
+# XLA_FLAGS=--xla_backend_optimization_level=3 pytest ...
+_FAST_COMPILE = (
+    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+)
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = " ".join(
-        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]
+        [os.environ.get("XLA_FLAGS", ""), _FAST_COMPILE]
     ).strip()
 
 import jax  # noqa: E402

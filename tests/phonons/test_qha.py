@@ -58,7 +58,13 @@ def test_quasi_harmonic_equals_phonopy_given_identical_inputs(cu_grid, eos):
         eos=eos,
     )
     m = len(ref.volume_temperature)  # phonopy drops the last temperature
-    np.testing.assert_allclose(r["volume_a3"][:m], ref.volume_temperature, rtol=1e-9)
+    # phonopy's V(T) is a parameter of scipy's leastsq fit, converged to its
+    # default xtol = 1.49e-8 (relative); ours is converged to 1e-15, so the two
+    # agree to the reference's convergence (measured: 1.1e-9 under XLA's
+    # fusion emitters off, below 1e-9 with them on)
+    np.testing.assert_allclose(
+        r["volume_a3"][:m], ref.volume_temperature, rtol=1.5e-8
+    )
     np.testing.assert_allclose(
         r["bulk_modulus_gpa"][:m], ref.bulk_modulus_temperature, rtol=1e-7
     )
