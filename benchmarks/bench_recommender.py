@@ -177,6 +177,8 @@ def cold_start(matrix, formulas, args):
     columns = list(matrix.columns)
     t0 = time.perf_counter()
     extra = {} if args.cold_members is None else {"cold_members": args.cold_members}
+    if args.bins is not None:
+        extra["bins"] = args.bins
     model = MatrixFactorization(rank=args.rank, seed=args.seed, **extra).fit(
         matrix[~test], [formulas[i] for i in np.flatnonzero(~test)]
     )
@@ -206,6 +208,7 @@ def cold_start(matrix, formulas, args):
         part="cold",
         held_out_rows=int(test.sum()),
         cold_members=model.config.cold_members,
+        bins=model.config.bins,
         ours_fit_s=round(fit_s, 1),
         random_forest_fit_s=round(rf_s, 1),
         ours_wins=f"{wins}/{len(columns)}",
@@ -299,6 +302,12 @@ def main():
         type=int,
         default=None,
         help="joint fits averaged for the cold start (default: the model's)",
+    )
+    p.add_argument(
+        "--bins",
+        type=int,
+        default=None,
+        help="quantile bins of the descriptor encoding (default: the model's)",
     )
     args = p.parse_args()
     matrix, info = transport_matrix()
