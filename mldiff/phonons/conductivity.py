@@ -1025,6 +1025,11 @@ def run(
 
     Returns:
         The :class:`Conductivity`.
+
+    The whole calculation is one jitted program. It is compiled once per
+    crystal, mesh, set of non-zero fc3 triples and settings: another call
+    that changes only the values of fc2, fc3, the masses or the temperatures
+    (same shapes) reuses it.
     """
     if method not in _METHODS:
         raise ConfigError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
@@ -1067,27 +1072,67 @@ def run(
     )
 
 
+class _ByContent:
+    """Host-side inputs (mesh, triplets, primitive cell) as a static jit argument.
+
+    Hashed and compared by the bytes, shapes and dtypes of their leaves, so a
+    second :func:`run` on equal inputs (a new ``Mesh`` of the same crystal,
+    another fc3 with the same non-zero triples) reuses the compiled program.
+    """
+
+    def __init__(self, value):
+        leaves, treedef = jax.tree_util.tree_flatten(value)
+        arrays = [np.asarray(v) for v in leaves]
+        self.value = value
+        self._key = (
+            str(treedef),
+            tuple((a.shape, a.dtype.str, a.tobytes()) for a in arrays),
+        )
+        self._hash = hash(self._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return isinstance(other, _ByContent) and self._key == other._key
+
+
+@partial(jax.jit, static_argnames=("solver", "primitive", "grid", "trip", "settings"))
+def _kappa_compiled(
+    fc2, fc3, masses, images, temps, *, solver, primitive, grid, trip, settings
+):
+    sigma, cut, r0, bs = settings
+    return solver(
+        fc2,
+        fc3,
+        masses,
+        images,
+        primitive.value,
+        grid.value,
+        trip.value,
+        temps,
+        sigma,
+        cutoff_thz=cut,
+        r0_average=r0,
+        batch_size=bs,
+    )
+
+
 def _kappa_jit(
     solver, fc2, fc3, masses, images, primitive, grid, trip, temps, sigma, cut, r0, bs
 ):
-    @jax.jit
-    def go(fc2, fc3, masses, images, temps):
-        return solver(
-            fc2,
-            fc3,
-            masses,
-            images,
-            primitive,
-            grid,
-            trip,
-            temps,
-            sigma,
-            cutoff_thz=cut,
-            r0_average=r0,
-            batch_size=bs,
-        )
-
-    return go(fc2, fc3, masses, images, temps)
+    return _kappa_compiled(
+        fc2,
+        fc3,
+        masses,
+        images,
+        temps,
+        solver=solver,
+        primitive=_ByContent(primitive),
+        grid=_ByContent(grid),
+        trip=_ByContent(trip),
+        settings=(sigma, cut, r0, bs),
+    )
 
 
 _METHODS = {"rta": kappa_rta, "lbte": kappa_lbte}

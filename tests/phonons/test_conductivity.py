@@ -113,6 +113,19 @@ def test_compact_fc3_gives_the_same_kappa(si2):
     np.testing.assert_allclose(res_c.kappa, res.kappa, rtol=1e-10)
 
 
+def test_a_second_run_on_equal_inputs_reuses_the_compiled_program(si2):
+    ph, fc3, res, _, _ = si2
+    compiled = conductivity._kappa_compiled._cache_size()
+    assert compiled >= 1
+    # half the fc3: the same non-zero triples (the threshold is relative), a
+    # new mesh object of equal content; Γ ∝ |Φ3|² gives a quarter of the
+    # linewidths and, through τ = 1 / (4πΓ), four times κ
+    half = conductivity.run(ph, 0.5 * fc3, [5, 5, 5], TEMPS, sigma_thz=SIGMA)
+    assert conductivity._kappa_compiled._cache_size() == compiled
+    np.testing.assert_allclose(half.gamma, res.gamma / 4, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(half.kappa, 4 * res.kappa, rtol=1e-10)
+
+
 def test_bad_inputs_are_clear_errors(si2):
     ph, fc3, _, _, _ = si2
     with pytest.raises(ConfigError, match="temperatures"):
