@@ -21,7 +21,8 @@ the largest candidate disagreement falls under ``stop_disagreement``.
 
 On disk (``out_dir``)::
 
-    config.json                 the ActiveConfig (a resumed run must match it)
+    config.json                 the ActiveConfig (a resumed run must match it,
+                                but for max_rounds and budget)
     state.json                  rounds committed, labels used, log, failures
     labeled_NNN.extxyz          labeled set after NNN committed rounds
     round_NNN/ensemble/         the round's ensemble (resumable training)
@@ -32,7 +33,9 @@ On disk (``out_dir``)::
 Every file is written atomically. A killed run restarts from ``state.json``:
 training resumes from its checkpoint, an already chosen batch is not re-chosen,
 and structures already labeled in the unfinished round are not sent to the
-oracle again, so no label is lost or duplicated.
+oracle again, so no label is lost or duplicated. A run that stopped on
+``max_rounds`` or ``budget`` is extended by running it again with a larger
+limit: it goes on from the round where it stopped.
 """
 
 import dataclasses
@@ -84,7 +87,9 @@ class ActiveConfig:
             random selection's 36-label error with 12 labels, 4 a round
             needed 20 (Cu) and 24 (Si).
         max_rounds: labeling rounds at most.
-        budget: oracle calls at most (failures count: they cost too).
+        budget: oracle calls at most (failures count: they cost too). A run
+            stopped by either limit is extended by running it again on its
+            folder with a larger limit.
         stop_disagreement: stop when no candidate scores above this (unit of
             ``score``); ``None`` never stops on it.
         trust_high: upper trust level of query by committee (unit of
@@ -251,17 +256,31 @@ def read_log(out_dir) -> list[dict]:
     return _read_json(_path(os.fspath(out_dir), STATE))["log"]
 
 
+#: settings a resumed run may change: the limits, which choose nothing
+LIMITS = ("max_rounds", "budget")
+
+
 def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
     cfg_path = _path(out_dir, CONFIG)
     if os.path.exists(_path(out_dir, STATE)):
         # settings added since the folder was written take their defaults
-        saved = ActiveConfig.from_dict(_read_json(cfg_path)).to_dict()
-        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
+        saved = json.loads(
+            json.dumps(ActiveConfig.from_dict(_read_json(cfg_path)).to_dict())
+        )
+        new = json.loads(json.dumps(config.to_dict()))
+        changed = sorted(k for k in new if new[k] != saved.get(k))
+        if set(changed) - set(LIMITS):
             raise ConfigError(
-                f"{out_dir} holds a run with a different configuration; resume it "
-                "with the same settings or use a new output folder"
+                f"{out_dir} holds a run with a different configuration "
+                f"({', '.join(c for c in changed if c not in LIMITS)}); resume it "
+                f"with the same settings (only {' and '.join(LIMITS)} may change) "
+                "or use a new output folder"
             )
-        return _read_json(_path(out_dir, STATE))
+        state = _reopen(config, _read_json(_path(out_dir, STATE)))
+        _write_json(_path(out_dir, STATE), state)
+        if changed:
+            _write_json(cfg_path, config.to_dict())
+        return state
     if not initial:
         raise ConfigError("active learning needs at least one labeled structure")
     write_extxyz(_path(out_dir, "labeled_000.extxyz"), initial)
@@ -277,6 +296,24 @@ def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
     }
     _write_json(_path(out_dir, STATE), state)
     return state
+
+
+def _reopen(config: ActiveConfig, state: dict) -> dict:
+    """A run stopped by a limit that ``config`` raises goes on from that round.
+
+    The round that stopped had trained its ensemble and logged its errors but
+    chosen nothing; its log record is dropped and the round runs again (its
+    training resumes from the finished checkpoint: nothing is retrained).
+    """
+    r = state["rounds_done"]
+    stopped_by_limit = state["finished"] and state["stop_reason"] in LIMITS
+    allowed = r < int(config.max_rounds) and state["oracle_calls"] < int(config.budget)
+    if not (stopped_by_limit and allowed):
+        return state
+    log = state["log"]
+    if log and log[-1]["round"] == r:
+        log = log[:-1]
+    return {**state, "log": log, "finished": False, "stop_reason": None}
 
 
 def _wrapped(structure: Structure, positions: np.ndarray) -> Structure:

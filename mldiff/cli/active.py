@@ -29,7 +29,9 @@ Config file layout (YAML shown; TOML has the same keys)::
       train: {model: nequip, epochs: 30, model_config: {features: 8}}
 
 A run folder that exists is resumed (same settings), so a killed run is
-continued by repeating the command. Flags override the file: ``--output``,
+continued by repeating the command, and a run that stopped on its rounds or
+budget is extended by repeating it with a larger ``--rounds`` or
+``--budget``. Flags override the file: ``--output``,
 ``--rounds``, ``--budget``, ``--selection``, ``--seed``.
 """
 

@@ -130,13 +130,37 @@ def test_budget_and_convergence_stop_the_loop_and_config_must_match(tmp_path):
         tmp_path / "b", progress=False,
     )
     assert out.stop_reason == "budget" and len(out.labeled) == 4 + 3
+    # extended: a larger budget goes on from the round that stopped, whose
+    # ensemble is reused as it was (not retrained), and spends the 2 calls left
+    stopped_model = tmp_path / "b" / "round_001" / "ensemble" / "ensemble.msgpack"
+    trained = stopped_model.read_bytes()
+    oracle = Counting()
+    more = run_active_learning(
+        _config(budget=5, labels_per_round=3, max_rounds=5), _initial(), oracle,
+        tmp_path / "b", progress=False,
+    )
+    assert more.stop_reason == "budget" and oracle.calls == 2
+    assert [r["round"] for r in more.log] == [0, 1, 2]
+    assert [r["n_labels"] for r in more.log] == [4, 7, 9]
+    assert len(more.labeled) == 9
+    for kept, first in zip(more.labeled[:7], out.labeled, strict=True):
+        # the resumed set is read back from extxyz, written to 1e-8 Å
+        np.testing.assert_allclose(
+            kept.structure.positions, first.structure.positions, atol=1e-7
+        )
+    assert stopped_model.read_bytes() == trained
+    assert more.log[1]["forces_mae_mev_per_angstrom"] == pytest.approx(
+        out.log[1]["forces_mae_mev_per_angstrom"], rel=1e-8  # labels via extxyz
+    )
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["budget"] == 5
     conv = run_active_learning(
         _config(stop_disagreement=1e6), _initial(), Counting(), tmp_path / "c",
         progress=False,
     )
     assert conv.stop_reason == "converged" and len(conv.labeled) == 4
     assert conv.log[0]["max_disagreement"] > 0  # two members do disagree
-    with pytest.raises(ConfigError, match="different configuration"):
+    with pytest.raises(ConfigError, match="different configuration.*stop_disagreement"):
         run_active_learning(
             _config(stop_disagreement=1.0), _initial(), Counting(), tmp_path / "c",
             progress=False,
