@@ -32,6 +32,7 @@ Prints one JSON line per result.
 """
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -179,12 +180,16 @@ def cold_start(matrix, formulas, args):
     extra = {} if args.cold_members is None else {"cold_members": args.cold_members}
     if args.bins is not None:
         extra["bins"] = args.bins
+    if args.neighbor_space is not None:
+        extra["neighbor_space"] = args.neighbor_space
     model = MatrixFactorization(rank=args.rank, seed=args.seed, **extra).fit(
         matrix[~test], [formulas[i] for i in np.flatnonzero(~test)]
     )
     fit_s = time.perf_counter() - t0
     test_formulas = [formulas[i] for i in np.flatnonzero(test)]
+    t0 = time.perf_counter()
     pred = model.predict_new(test_formulas).to_numpy()
+    predict_s = time.perf_counter() - t0
     z = model.transform_.forward(values)
     ours = model.transform_.forward(pred)
     mask = ~np.isnan(z[test])
@@ -209,9 +214,26 @@ def cold_start(matrix, formulas, args):
         held_out_rows=int(test.sum()),
         cold_members=model.config.cold_members,
         bins=model.config.bins,
+        neighbor_space=model.config.neighbor_space,
         ours_fit_s=round(fit_s, 1),
+        ours_predict_s=round(predict_s, 1),
         random_forest_fit_s=round(rf_s, 1),
         ours_wins=f"{wins}/{len(columns)}",
+    )
+    # the same fit with its neighbours found in the other space (ablation)
+    other = "descriptors" if model.config.neighbor_space == "hidden" else "hidden"
+    model.config = dataclasses.replace(model.config, neighbor_space=other)
+    alt_t = rmse_table(
+        model.transform_.forward(model.predict_new(test_formulas).to_numpy()),
+        z[test],
+        mask,
+        columns,
+    )
+    emit(
+        part="cold",
+        neighbor_space=other,
+        ours_rmse=round(alt_t["overall"], 4),
+        ours_wins=f"{sum(alt_t[c] < rf_t[c] for c in columns)}/{len(columns)}",
     )
     known = set(formulas[i] for i in np.flatnonzero(~test))
     seen = np.array([f in known for f in test_formulas])
@@ -308,6 +330,12 @@ def main():
         type=int,
         default=None,
         help="quantile bins of the descriptor encoding (default: the model's)",
+    )
+    p.add_argument(
+        "--neighbor-space",
+        choices=("hidden", "descriptors"),
+        default=None,
+        help="where the cold start's neighbours are found (default: the model's)",
     )
     args = p.parse_args()
     matrix, info = transport_matrix()

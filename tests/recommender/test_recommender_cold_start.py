@@ -197,3 +197,91 @@ def test_bad_requests_raise_clear_errors(fitted, composition_matrix):
         MatrixFactorization(cold_members=0)
     with pytest.raises(RecommenderError, match="learning_rate"):
         MatrixFactorization(learning_rate=0.0)
+    with pytest.raises(RecommenderError, match="neighbor_space"):
+        MatrixFactorization(neighbor_space="latent")
+
+
+def _reference_cold_z(model, formulas, space):
+    """The cold-start mean in standardised units, written out in numpy.
+
+    Each member: map output ``g`` by a plain numpy forward pass, plus
+    ``neighbor_weight`` × the inverse-distance (``1 / (d + 0.1)``) mean of the
+    latent residuals of its ``neighbors`` nearest fitted rows, found by a full
+    sort of the distances in the member's last hidden layer or in
+    standardised descriptor space; then the factor model's prediction.
+    """
+    c = model.config
+    xs = (composition_features(formulas) - model.x_mean_) / model.x_std_
+
+    def encoded(x):  # the piecewise-linear encoding, from its definition
+        lo, hi = model.edges_[:, :-1], model.edges_[:, 1:]
+        e = np.clip((x[:, :, None] - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+        return e.reshape(len(x), -1)
+
+    out = []
+    for m in range(c.cold_members):
+        layers = [
+            (np.asarray(v["w"], np.float64), np.asarray(v["b"], np.float64))
+            for v in jax.tree.map(lambda a, m=m: a[m], model.joint_.mlp)
+        ]
+
+        def hidden(x, layers=layers):
+            h = encoded(x)
+            for w, b in layers[:-1]:
+                h = np.maximum(h @ w + b, 0.0)
+            return h
+
+        hq, hr = hidden(xs), hidden(model.x_train_)
+        g = hq @ layers[-1][0] + layers[-1][1]
+        q, r = (hq, hr) if space == "hidden" else (xs, model.x_train_)
+        dist = np.linalg.norm(q[:, None, :] - r[None, :, :], axis=-1)
+        near = np.argsort(dist, axis=1)[:, : c.neighbors]
+        wgt = 1.0 / (np.take_along_axis(dist, near, 1) + 0.1)
+        wgt /= wgt.sum(1, keepdims=True)
+        shift = np.einsum("qk,qkp->qp", wgt, model.latent_residual_[m][near])
+        theta = g + c.neighbor_weight * shift
+        f = model.joint_.factors
+        mu, col_bias, cols = (np.asarray(v[m]) for v in (f.mu, f.col_bias, f.cols))
+        out.append(mu + theta[:, -1:] + col_bias + theta[:, :-1] @ cols.T)
+    return np.mean(out, axis=0)
+
+
+@pytest.mark.parametrize("space", ["hidden", "descriptors"])
+def test_cold_start_neighbours_match_a_brute_force_search(fitted, space):
+    import dataclasses
+
+    _, _, model = fitted
+    formulas = ["KBr", "MgO", "GaAs", "AgBr"]  # AgBr is a fitted row
+    saved = model.config
+    try:
+        model.config = dataclasses.replace(saved, neighbor_space=space)
+        got = model.transform_.forward(model.predict_new(formulas).to_numpy())
+    finally:
+        model.config = saved
+    # the map runs in float32: a fitted row's distance to itself is float32
+    # rounding of its features (~1e-5), which moves its 1 / (d + 0.1) weight by
+    # ~1e-4; the other space or no correction differ by ~1e-2
+    np.testing.assert_allclose(
+        got, _reference_cold_z(model, formulas, space), rtol=0, atol=1e-4
+    )
+
+
+def test_a_file_from_before_hidden_neighbours_keeps_descriptor_neighbours(
+    fitted, tmp_path
+):
+    import json
+
+    _, _, model = fitted
+    assert model.config.neighbor_space == "hidden"  # the default
+    model.save(tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays.pop("header")))
+    del header["config"]["neighbor_space"]  # as written before the setting
+    np.savez(tmp_path / "old.npz", header=np.array(json.dumps(header)), **arrays)
+    old = MatrixFactorization.load(tmp_path / "old.npz")
+    assert old.config.neighbor_space == "descriptors"
+    z = old.transform_.forward(old.predict_new(["KBr", "GaAs"]).to_numpy())
+    np.testing.assert_allclose(
+        z, _reference_cold_z(old, ["KBr", "GaAs"], "descriptors"), rtol=0, atol=1e-4
+    )
