@@ -341,7 +341,8 @@ def descriptors(formulas, chunk: int = 4096) -> np.ndarray:
 def _neighbor_mean(query, reference, values, k: int, eps):
     # candidates: the 2k nearest by float32 squared distances (XLA's CPU top_k
     # is ~100× faster on float32 than on float64); then the exact distances of
-    # the candidates in the inputs' dtype pick the k nearest among them
+    # the candidates in the inputs' dtype pick the k nearest among them (the
+    # exact k nearest unless float32 rounding pushes one past 2k candidates)
     q32, r32 = query.astype(jnp.float32), reference.astype(jnp.float32)
     d2 = jnp.sum(q32**2, 1)[:, None] - 2.0 * q32 @ r32.T + jnp.sum(r32**2, 1)[None, :]
     _, candidates = jax.lax.top_k(-d2, min(2 * k, reference.shape[0]))
