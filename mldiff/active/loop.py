@@ -276,11 +276,13 @@ def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
                 f"with the same settings (only {' and '.join(LIMITS)} may change) "
                 "or use a new output folder"
             )
-        state = _reopen(config, _read_json(_path(out_dir, STATE)))
-        _write_json(_path(out_dir, STATE), state)
+        state = _read_json(_path(out_dir, STATE))
+        reopened = _reopen(config, state)
+        if reopened is not state:
+            _write_json(_path(out_dir, STATE), reopened)
         if changed:
             _write_json(cfg_path, config.to_dict())
-        return state
+        return reopened
     if not initial:
         raise ConfigError("active learning needs at least one labeled structure")
     write_extxyz(_path(out_dir, "labeled_000.extxyz"), initial)

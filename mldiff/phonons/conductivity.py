@@ -1055,20 +1055,22 @@ def run(
         )
     grid = mesh(phonons.primitive, mesh_numbers, use_symmetry=use_symmetry)
     trip = triplets(fc3, phonons.images)
-    return _kappa_jit(
-        _METHODS[method],
+    return _kappa_compiled(
         phonons.force_constants,
         jnp.asarray(fc3),
         phonons.masses,
         phonons.images,
-        phonons.primitive,
-        grid,
-        trip,
         jnp.asarray(temps),
-        float(sigma_thz),
-        float(cutoff_thz),
-        bool(r0_average),
-        int(batch_size),
+        solver=_METHODS[method],
+        primitive=_ByContent(phonons.primitive),
+        grid=_ByContent(grid),
+        trip=_ByContent(trip),
+        settings=(
+            float(sigma_thz),
+            float(cutoff_thz),
+            bool(r0_average),
+            int(batch_size),
+        ),
     )
 
 
@@ -1115,23 +1117,6 @@ def _kappa_compiled(
         cutoff_thz=cut,
         r0_average=r0,
         batch_size=bs,
-    )
-
-
-def _kappa_jit(
-    solver, fc2, fc3, masses, images, primitive, grid, trip, temps, sigma, cut, r0, bs
-):
-    return _kappa_compiled(
-        fc2,
-        fc3,
-        masses,
-        images,
-        temps,
-        solver=solver,
-        primitive=_ByContent(primitive),
-        grid=_ByContent(grid),
-        trip=_ByContent(trip),
-        settings=(sigma, cut, r0, bs),
     )
 
 

@@ -404,10 +404,9 @@ class MatrixFactorization:
         )
 
     def _members_features(self, encoded):
-        """Each member map's hidden features ``[M, q, h]`` (float64) of encoded rows."""
+        """Each member map's hidden features ``[M, q, h]`` (float32) of encoded rows."""
         mlp = self.joint_.mlp
-        h = jax.vmap(_cold.mlp_features, in_axes=(0, None))(mlp, encoded)
-        return np.asarray(h, np.float64)
+        return np.asarray(jax.vmap(_cold.mlp_features, in_axes=(0, None))(mlp, encoded))
 
     def _reference_features(self, chunk: int = 4096):
         """The fitted rows' hidden features ``[M, n, h]``, computed once, in chunks."""
@@ -415,7 +414,7 @@ class MatrixFactorization:
             parts = [
                 self._members_features(
                     _cold.encode(self.edges_, self.x_train_[i : i + chunk])
-                ).astype(np.float32)
+                )
                 for i in range(0, self.x_train_.shape[0], chunk)
             ]
             self.reference_features_ = np.concatenate(parts, axis=1)
