@@ -38,14 +38,19 @@ def resolve_potential(potential, params=None, key=None):
     """``(Potential, params or None)`` from a name, Potential, pair or checkpoint.
 
     Args:
-        potential: reference potential name, :class:`Potential`,
-            ``(Potential, params)`` pair (e.g. a loaded model) or checkpoint path.
+        potential: reference or pretrained potential name (``"sevennet-0"``),
+            :class:`Potential`, ``(Potential, params)`` pair (e.g. a loaded
+            model), mldiff checkpoint path or SevenNet ``*.pth`` path.
         params: parameters overriding the resolved ones.
         key: unused; kept for symmetry with ``Potential.init``.
     """
     del key
     if isinstance(potential, Potential):
         return potential, params
+    if isinstance(potential, str | os.PathLike) and os.fspath(potential).endswith(
+        ".pth"
+    ):
+        return potentials.sevennet(potential), params  # a SevenNet checkpoint
     if isinstance(potential, str | os.PathLike) and os.path.exists(potential):
         from mldiff.training import checkpoint
 
@@ -67,8 +72,9 @@ class Calculator(_AseCalculator):
 
     Args:
         potential: reference potential name (``"emt"``, ``"lj"``, ``"morse"``,
-            ``"sw"``), a :class:`~mldiff.potentials.Potential`, a
-            ``(Potential, params)`` pair, or a checkpoint path.
+            ``"sw"``), pretrained universal model (``"sevennet-0"``, …), a
+            :class:`~mldiff.potentials.Potential`, a ``(Potential, params)``
+            pair, or a checkpoint path (mldiff, or SevenNet ``*.pth``).
         params: parameters; default ``potential.init(key, structure)`` at the
             first calculation.
         skin: Verlet skin of the neighbor graph, Å.

@@ -26,8 +26,9 @@ def add_potential_argument(parser) -> None:
     parser.add_argument(
         "--potential",
         default="emt",
-        help=f"reference potential ({', '.join(potentials.available())}) "
-        "or checkpoint path (default: emt)",
+        help=f"potential ({', '.join(potentials.available())}; "
+        "'sevennet-mf-0:PBE' picks a modality) or checkpoint path (mldiff "
+        "*.msgpack or SevenNet *.pth) (default: emt)",
     )
 
 

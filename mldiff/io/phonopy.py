@@ -28,11 +28,11 @@ Example:
 """
 
 import os
-import tempfile
 
 import numpy as np
 
 from mldiff.errors import ConfigError, StructureError
+from mldiff.io.files import atomic_write
 
 __all__ = [
     "write_force_constants",
@@ -44,24 +44,8 @@ __all__ = [
 
 
 def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (:func:`mldiff.io.files.atomic_write`)."""
+    atomic_write(path, text)
 
 
 def _check_fc(fc) -> np.ndarray:

@@ -20,7 +20,9 @@ from mldiff.potentials.lj import lennard_jones
 from mldiff.potentials.mace import MACEConfig, mace
 from mldiff.potentials.morse import morse
 from mldiff.potentials.nequip import NequIPConfig, nequip
+from mldiff.potentials.sevennet_model import SevenNetConfig, sevennet_model
 from mldiff.potentials.sw import stillinger_weber
+from mldiff.potentials.universal import PRETRAINED, canonical_name, sevennet
 
 __all__ = [
     "Potential",
@@ -35,6 +37,9 @@ __all__ = [
     "NequIPConfig",
     "mace",
     "MACEConfig",
+    "sevennet",
+    "sevennet_model",
+    "SevenNetConfig",
 ]
 
 _BUILDERS: dict[str, Callable[..., Potential]] = {
@@ -48,8 +53,8 @@ _BUILDERS: dict[str, Callable[..., Potential]] = {
 
 
 def available() -> tuple[str, ...]:
-    """Names accepted by :func:`get`."""
-    return tuple(sorted(_BUILDERS))
+    """Names accepted by :func:`get`: reference, learned and pretrained models."""
+    return tuple(sorted(_BUILDERS)) + tuple(sorted(PRETRAINED))
 
 
 def get(name: str, **kwargs) -> Potential:
@@ -57,7 +62,11 @@ def get(name: str, **kwargs) -> Potential:
 
     Reference potentials: ``"lj"``, ``"morse"``, ``"sw"``, ``"emt"``. Learned
     models: ``"nequip"``, ``"mace"`` (these need ``species=`` and start
-    untrained; trained ones come from ``mldiff.load``).
+    untrained; trained ones come from ``mldiff.load``). Pretrained universal
+    models: ``"sevennet-0"``, ``"sevennet-0-22may2024"``, ``"sevennet-l3i5"``,
+    ``"sevennet-mf-0"`` (with ``modality="PBE"`` or ``"R2SCAN"``); see
+    :func:`sevennet`. A modality may follow the name after a colon
+    (``"sevennet-mf-0:PBE"``), for command lines.
 
     Args:
         name: registry name (case-insensitive).
@@ -66,6 +75,11 @@ def get(name: str, **kwargs) -> Potential:
     Returns:
         The :class:`Potential`.
     """
+    model, _, modality = name.partition(":")  # "sevennet-mf-0:PBE"
+    if canonical_name(model) is not None:
+        if modality:
+            kwargs = {"modality": modality, **kwargs}
+        return sevennet(canonical_name(model), **kwargs)
     key = name.lower().replace("-", "_")
     aliases = {"lennard_jones": "lj", "stillinger_weber": "sw"}
     key = aliases.get(key, key)

@@ -1,15 +1,12 @@
 """Checkpoints: one msgpack file per save, written atomically, carrying its config.
 
 A checkpoint holds a JSON header (format version, model spec, training config,
-epoch, history) and the arrays (parameters, EMA parameters, optimiser state).
-Files are written to a temporary name in the same directory, flushed, fsynced
-and renamed over the target, so a kill at any moment leaves either the old or
-the new checkpoint, never a torn one.
+epoch, history) and the arrays (parameters, EMA parameters, optimiser state),
+in the file layout of :mod:`mldiff.io.files`, written atomically: a kill at any
+moment leaves either the old or the new checkpoint, never a torn one.
 """
 
-import json
 import os
-import tempfile
 from typing import Any, NamedTuple
 
 import flax.serialization
@@ -17,11 +14,17 @@ import jax
 import numpy as np
 
 from mldiff.errors import ConfigError
+from mldiff.io.files import (
+    CHECKPOINT_FORMAT_VERSION,
+    atomic_write,
+    read_checkpoint_file,
+    write_checkpoint_file,
+)
 from mldiff.training.models import ModelSpec, build
 
 __all__ = ["FORMAT_VERSION", "Model", "save", "read", "restore", "load", "atomic_write"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = CHECKPOINT_FORMAT_VERSION
 
 
 class Model(NamedTuple):
@@ -33,28 +36,6 @@ class Model(NamedTuple):
 
     potential: Any
     params: Any
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _to_numpy(tree):
-    return jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(tree))
 
 
 def save(
@@ -74,37 +55,13 @@ def save(
         header: extra JSON-able metadata (training config, epoch, history).
         arrays: extra pytrees to store (optimiser state, raw parameters).
     """
-    meta = {"format_version": FORMAT_VERSION, "model": spec.to_dict(), **(header or {})}
-    payload = {
-        "meta": json.dumps(meta),
-        "params": _to_numpy(params),
-        "arrays": {k: _to_numpy(v) for k, v in (arrays or {}).items()},
-    }
-    atomic_write(path, flax.serialization.msgpack_serialize(payload))
+    meta = {"model": spec.to_dict(), **(header or {})}
+    write_checkpoint_file(path, meta, params, arrays)
 
 
 def read(path) -> tuple[dict, dict]:
     """Raw ``(meta, payload)`` of a checkpoint file, with a version check."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "model.msgpack")
-    if not os.path.exists(path):
-        raise ConfigError(f"checkpoint {path!r} does not exist")
-    with open(path, "rb") as fh:
-        try:
-            payload = flax.serialization.msgpack_restore(fh.read())
-            meta = json.loads(payload["meta"])
-        except Exception as err:
-            raise ConfigError(
-                f"{path!r} is not a readable mldiff checkpoint: {err}"
-            ) from err
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ConfigError(
-            f"checkpoint {path!r} has format version {version}; this mldiff reads "
-            f"version {FORMAT_VERSION}"
-        )
-    return meta, payload
+    return read_checkpoint_file(path)
 
 
 def restore(target, state_dict):

@@ -15,7 +15,7 @@ from mldiff.errors import ConfigError
 
 __all__ = ["ModelSpec", "build", "config_object", "MODEL_NAMES"]
 
-MODEL_NAMES = ("nequip", "mace")
+MODEL_NAMES = ("nequip", "mace", "sevennet")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -74,6 +74,10 @@ def _builder(name: str):
         from mldiff.potentials.mace import MACEConfig, mace
 
         return mace, MACEConfig
+    if name == "sevennet":
+        from mldiff.potentials.sevennet_model import SevenNetConfig, sevennet_model
+
+        return sevennet_model, SevenNetConfig
     raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
 
 
