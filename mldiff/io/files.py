@@ -41,8 +41,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     Example:
         >>> import pathlib, tempfile
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
-        >>> atomic_write(p, "ok\\n"); p.read_text()
-        'ok\\n'
+        >>> atomic_write(p, "ok"); p.read_text()
+        'ok'
     """
     path = os.fspath(path)
     if isinstance(data, str):
@@ -69,9 +69,7 @@ def _to_numpy(tree):
     return jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(tree))
 
 
-def write_checkpoint_file(
-    path, meta: dict, params, arrays: dict | None = None
-) -> None:
+def write_checkpoint_file(path, meta: dict, params, arrays: dict | None = None) -> None:
     """Write a checkpoint file atomically.
 
     Args:

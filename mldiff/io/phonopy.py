@@ -27,7 +27,6 @@ Example:
     True
 """
 
-import os
 
 import numpy as np
 

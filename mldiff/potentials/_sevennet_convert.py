@@ -124,9 +124,11 @@ def read_sevennet_checkpoint(path: str | os.PathLike) -> tuple[dict, tuple, dict
         str(mods[f"{t}_equivariant_gate"].gate.irreps_out) for t in range(num_layers)
     ]
     modal_map = cfg.get("_modal_map") or {}
-    modalities = tuple(sorted(modal_map, key=modal_map.get)) if cfg.get(
-        "use_modality", False
-    ) else ()
+    modalities = (
+        tuple(sorted(modal_map, key=modal_map.get))
+        if cfg.get("use_modality", False)
+        else ()
+    )
     flags = {
         "self_interaction_1": "use_modal_self_inter_intro",
         "self_interaction_2": "use_modal_self_inter_outro",

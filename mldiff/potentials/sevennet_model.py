@@ -204,18 +204,16 @@ def _convolution_paths(irreps_x: str, lmax_sh: int, lmax_out: int):
 
 
 def _gate_blocks(irreps_out: str) -> tuple[tuple[int, int], ...]:
-    """Blocks of the gate's input: scalars and one gate per gated channel, then l > 0."""
+    """Gate input blocks: scalars and one gate per gated channel, then l > 0."""
     blocks = _blocks(irreps_out)
-    scalars = sum(m for m, l in blocks if l == 0)
-    gated = [(m, l) for m, l in blocks if l > 0]
+    scalars = sum(m for m, deg in blocks if deg == 0)
+    gated = [(m, deg) for m, deg in blocks if deg > 0]
     return ((scalars + sum(m for m, _ in gated), 0),) + tuple(gated)
 
 
 def _linear_shapes(blocks_in, blocks_out) -> list[tuple[int, int]]:
     """e3nn ``Linear`` weight shapes in its order (input block outer)."""
-    return [
-        (mi, mo) for mi, li in blocks_in for mo, lo in blocks_out if li == lo
-    ]
+    return [(mi, mo) for mi, li in blocks_in for mo, lo in blocks_out if li == lo]
 
 
 def _shapes(config: SevenNetConfig, num_species: int) -> dict:
@@ -239,7 +237,7 @@ def _shapes(config: SevenNetConfig, num_species: int) -> dict:
                 "self_interaction_1": _linear_shapes(
                     with_modal(x, "self_interaction_1"), x
                 ),
-                "radial": [(a, b) for a, b in zip(widths[:-1], widths[1:])],
+                "radial": list(zip(widths[:-1], widths[1:], strict=True)),
                 "self_interaction_2": _linear_shapes(
                     with_modal(tp_out, "self_interaction_2"), gate_in
                 ),
@@ -314,9 +312,7 @@ def _build(config, species, atomic_energies, scale, shift, params_init):
     def act(x):
         return raw_act(x) * jnp.asarray(norm, x.dtype)
 
-    modal_index = (
-        config.modalities.index(config.modality) if config.modalities else 0
-    )
+    modal_index = config.modalities.index(config.modality) if config.modalities else 0
     shapes = _shapes(config, k)
 
     def modal_block(n, dtype, name):
@@ -351,7 +347,7 @@ def _build(config, species, atomic_energies, scale, shift, params_init):
             normalize=False,
             normalization="component",
         )
-        sh_l = [sh.array[:, l * l : (l + 1) ** 2] for l in range(config.lmax_sh + 1)]
+        sh_l = [sh.array[:, d * d : (d + 1) ** 2] for d in range(config.lmax_sh + 1)]
         senders, receivers = graph.senders, graph.receivers
 
         one_hot = table.one_hot(structure.numbers, dtype)[:, :, None]  # [n, k, 1]
@@ -393,7 +389,7 @@ def _build(config, species, atomic_energies, scale, shift, params_init):
             x = [a + b for a, b in zip(x, sc, strict=True)]
             # gate: scalars, then one gate scalar per gated channel
             out_blocks = _blocks(out_irreps)
-            n_scalar = sum(m for m, l in out_blocks if l == 0)
+            n_scalar = sum(m for m, deg in out_blocks if deg == 0)
             scalars, gates = x[0][:, :n_scalar], act(x[0][:, n_scalar:])
             h, g0 = [act(scalars)], 0
             for (m, _), xl in zip(gate_in[1:], x[1:], strict=True):
@@ -403,9 +399,12 @@ def _build(config, species, atomic_energies, scale, shift, params_init):
 
         extra, extra_blocks = modal_block(n, dtype, "readout")
         hidden = ((e3nn.Irreps(config.irreps[-1]).dim // 2, 0),)
-        h = _linear(params["readout_hidden"], h_blocks + extra_blocks, h + extra, hidden)
+        h = _linear(
+            params["readout_hidden"], h_blocks + extra_blocks, h + extra, hidden
+        )
         e = _linear(params["readout"], hidden, h, ((1, 0),))[0][:, 0, 0]  # [n]
-        e = e * params["species_scale"][rows] + params["species_shift"][modal_index][rows]
+        shift_z = params["species_shift"][modal_index][rows]
+        e = e * params["species_scale"][rows] + shift_z
         return total_atomic_energies(e, rows, real, unknown, e0, scale, shift)
 
     def energy(params, structure, graph):
@@ -413,13 +412,17 @@ def _build(config, species, atomic_energies, scale, shift, params_init):
 
     def init(key, structure):
         check_init_species(potential, structure)
-        dtype = jnp.result_type(float) if structure is None else structure.positions.dtype
+        dtype = (
+            jnp.result_type(float) if structure is None else structure.positions.dtype
+        )
         if params_init is not None:
             return jax.tree.map(lambda x: jnp.asarray(x, dtype), params_init)
         is_shape = lambda s: isinstance(s, tuple) and all(isinstance(v, int) for v in s)  # noqa: E731
         leaves, treedef = jax.tree.flatten(shapes, is_leaf=is_shape)
         keys = jax.random.split(key, len(leaves))
-        drawn = [jax.random.normal(kk, s, dtype) for kk, s in zip(keys, leaves)]
+        drawn = [
+            jax.random.normal(kk, s, dtype) for kk, s in zip(keys, leaves, strict=True)
+        ]
         params = jax.tree.unflatten(treedef, drawn)
         # a fresh model starts from the textbook roots nπ/r_c, unit scale, no shift
         params["bessel_roots"] = jnp.arange(1, config.num_basis + 1, dtype=dtype) * (
@@ -488,11 +491,14 @@ def sevennet_atomic_energies(
     scale: float = 1.0,
     shift: float = 0.0,
 ):
-    """Per-atom energies of :func:`sevennet_model`: ``(params, structure, graph) -> [n]`` eV."""
+    """Per-atom energies of :func:`sevennet_model`, eV.
+
+    Returns:
+        ``atomic_energies(params, structure, graph) -> [n]``, 0 for ghosts.
+    """
     return _build(config, species, atomic_energies, scale, shift, None)[1]
 
 
 def parameter_shapes(config: SevenNetConfig, num_species: int) -> dict:
     """Shapes of the parameter pytree (what a checkpoint converter must fill)."""
     return _shapes(config, num_species)
-

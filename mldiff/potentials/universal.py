@@ -93,7 +93,9 @@ def _convert(checkpoint: str, target: str, label: str) -> None:
     meta = {
         "model": {
             "name": "sevennet",
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
+            "config": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in config.items()
+            },
             "species": list(species),
             "atomic_energies": {},
             "scale": 1.0,
@@ -175,7 +177,7 @@ def _config_values(values: dict) -> dict:
 
 
 def _params_tree(state):
-    """msgpack state dict (lists stored as {"0": ...}) back to lists."""
+    """Msgpack state dict (lists stored as {"0": ...}) back to lists."""
     if isinstance(state, dict):
         if state and all(k.isdigit() for k in state):
             return [_params_tree(state[str(i)]) for i in range(len(state))]
