@@ -30,6 +30,14 @@ if (
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
+# Converted SevenNet checkpoints go to a per-run cache, not the user's
+# ~/.cache/mldiff: each run converts the real checkpoints afresh (a second load
+# in the same run reads the cache, as a user's would).
+if "PYTEST_XDIST_WORKER" not in os.environ and "MLDIFF_CACHE_DIR" not in os.environ:
+    _mldiff_cache = tempfile.mkdtemp(prefix="mldiff-cache-")
+    atexit.register(shutil.rmtree, _mldiff_cache, ignore_errors=True)
+    os.environ["MLDIFF_CACHE_DIR"] = _mldiff_cache
+
 # Tests compile hundreds of small programs and run each briefly, so XLA's
 # compile time is most of a test run (85 % of the CPU time of tests/phonons +
 # tests/potentials + test_ensemble.py, measured with jax.monitoring's compile

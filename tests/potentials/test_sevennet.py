@@ -3,8 +3,8 @@
 Every check converts the real checkpoints that ship in the sevenn wheel and
 compares with ``sevenn.calculator.SevenNetCalculator`` (float32, as sevenn
 runs); float64 is checked against finite differences and symmetry (sevenn's
-calculator casts its inputs to float32). Converted models are cached in a
-per-module directory.
+calculator casts its inputs to float32). Converted models are cached in the
+test run's own directory (tests/conftest.py).
 """
 
 import os
@@ -31,17 +31,6 @@ SEVENN_NAMES = {
     "sevennet-l3i5": "7net-l3i5",
     "sevennet-mf-0": "7net-mf-0",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    old = os.environ.get("MLDIFF_CACHE_DIR")
-    os.environ["MLDIFF_CACHE_DIR"] = str(tmp_path_factory.mktemp("mldiff-cache"))
-    yield
-    if old is None:
-        del os.environ["MLDIFF_CACHE_DIR"]
-    else:
-        os.environ["MLDIFF_CACHE_DIR"] = old
 
 
 def sevenn_calculator(name, modality=None):
