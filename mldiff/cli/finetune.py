@@ -3,11 +3,13 @@
 Two modes, chosen by the data file:
 
 * a potential (``DATA.extxyz``): ``CHECKPOINT`` is a ``model.msgpack`` (or its
-  directory) from ``mldiff train``; parameters whose path matches a
-  ``--freeze`` regex stay fixed, the rest follow the training loop (AdamW,
-  warm-up + cosine, EMA, early stopping); per-species reference energies are
-  refitted to the new data first (``--no-refit-energies`` keeps them). Writes
-  ``OUT/model.msgpack`` (loads with ``mldiff.load``) and ``OUT/finetune.json``.
+  directory) from ``mldiff train``, or a pretrained universal model
+  (``sevennet-0``, ``sevennet-l3i5``, any SevenNet ``*.pth``); parameters
+  whose path matches a ``--freeze`` regex stay fixed, the rest follow the
+  training loop (AdamW, warm-up + cosine, EMA, early stopping); per-species
+  reference energies are refitted to the new data first
+  (``--no-refit-energies`` keeps them). Writes ``OUT/model.msgpack`` (loads
+  with ``mldiff.load``) and ``OUT/finetune.json``.
 * a composition model (``DATA.csv`` with ``--formula-column`` and one or more
   ``--target-column``): ``CHECKPOINT`` is a composition model written by
   :func:`mldiff.transfer.composition_model.save`; a new head for the target
@@ -15,11 +17,13 @@ Two modes, chosen by the data file:
   ``OUT/finetune.json``.
 
 Parameter paths are the keys joined by ``/``; e.g. for NequIP ``/embedding/``
-(species embedding), ``/layer_0/`` (first interaction block), ``/readout``.
+(species embedding), ``/layer_0/`` (first interaction block), ``/readout``;
+for SevenNet ``/embedding/``, ``/layers/0/``, ``/readout``, ``/species_``.
 
 Example::
 
     mldiff finetune runs/emt target.extxyz --freeze /embedding/ --out runs/ft
+    mldiff finetune sevennet-0 target.extxyz --freeze '/layers/[0-3]/' --out ft7
 """
 
 import json
@@ -33,7 +37,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "finetune", help="fine-tune a pretrained model with frozen layers"
     )
-    p.add_argument("checkpoint", help="pretrained model file or directory")
+    p.add_argument(
+        "checkpoint",
+        help="pretrained model file or directory, or a universal model "
+        "(sevennet-0, a SevenNet *.pth)",
+    )
     p.add_argument("data", help="labelled structures (.extxyz) or a table (.csv)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument(

@@ -33,7 +33,13 @@ from mldiff.io.files import read_checkpoint_file, write_checkpoint_file
 from mldiff.potentials._base import Potential
 from mldiff.potentials.sevennet_model import SevenNetConfig, sevennet_model
 
-__all__ = ["PRETRAINED", "sevennet", "cache_dir", "pretrained_path"]
+__all__ = [
+    "PRETRAINED",
+    "sevennet",
+    "converted_checkpoint",
+    "cache_dir",
+    "pretrained_path",
+]
 
 # name -> checkpoint inside the sevenn wheel (sevenn/pretrained_potentials/...)
 PRETRAINED = {
@@ -97,7 +103,7 @@ def _convert(checkpoint: str, target: str, label: str) -> None:
                 k: list(v) if isinstance(v, tuple) else v for k, v in config.items()
             },
             "species": list(species),
-            "atomic_energies": {},
+            "atomic_energies": {str(z): 0.0 for z in species},
             "scale": 1.0,
             "shift": 0.0,
         },
@@ -135,6 +141,18 @@ def _cached_file(name_or_path: str) -> tuple[str, str]:
     if not os.path.isfile(target):
         _convert(checkpoint, target, label)
     return target, label
+
+
+def converted_checkpoint(name_or_path: str | os.PathLike) -> str:
+    """Path of the converted model in mldiff's checkpoint format (converting once).
+
+    The file loads with ``mldiff.load`` (a single-fidelity model) and is what
+    ``mldiff.transfer.finetune`` starts from.
+
+    Args:
+        name_or_path: a name of :data:`PRETRAINED` or a SevenNet ``*.pth`` path.
+    """
+    return _cached_file(name_or_path)[0]
 
 
 def sevennet(

@@ -143,6 +143,16 @@ def refit_atomic_energies(model: checkpoint.Model, spec: ModelSpec, items) -> Mo
     return dataclasses.replace(spec, atomic_energies=e0)
 
 
+def _pretrained_checkpoint(path_or_name):
+    """A universal model's converted checkpoint, or ``path_or_name`` unchanged."""
+    from mldiff.potentials import universal
+
+    text = os.fspath(path_or_name)
+    if universal.canonical_name(text) is not None or text.endswith(".pth"):
+        return universal.converted_checkpoint(text)
+    return path_or_name
+
+
 def finetune(
     checkpoint_path,
     config: TrainConfig,
@@ -158,7 +168,9 @@ def finetune(
     """Fine-tune a pretrained potential on new labels.
 
     Args:
-        checkpoint_path: pretrained ``model.msgpack`` or its directory.
+        checkpoint_path: pretrained ``model.msgpack`` or its directory, a
+            pretrained universal model's name (``"sevennet-0"``) or a SevenNet
+            ``*.pth`` file (converted once, :mod:`mldiff.potentials.universal`).
         config: training options (epochs, learning rate, weights, dtype, …);
             ``model`` and ``model_config`` are taken from the checkpoint.
         train_items: labelled structures of the new reference.
@@ -181,6 +193,7 @@ def finetune(
         ConfigError: a freeze pattern matching nothing, unknown elements, or
             a group without a learning rate.
     """
+    checkpoint_path = _pretrained_checkpoint(checkpoint_path)
     meta, _ = checkpoint.read(checkpoint_path)
     if "ensemble" in meta:
         raise ConfigError(

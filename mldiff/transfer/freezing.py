@@ -12,6 +12,9 @@ bit-identical.
 
 - NequIP / MACE: ``embedding`` (species embedding), ``interaction``
   (``layer_k`` message-passing blocks), ``readout`` (``readout*``);
+- SevenNet: ``embedding`` (``/embedding/``), ``interaction`` (``/layers/k/``
+  blocks and the Bessel roots), ``readout`` (``readout*`` and the per-species
+  ``species_scale``/``species_shift``);
 - the composition model: ``embedding`` (element embedding), ``interaction``
   (``encoder`` and ``attention_k`` blocks), ``readout``.
 
@@ -53,6 +56,13 @@ MODULE_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         (r"/embedding/", "embedding"),
         (r"/layer_\d+/", "interaction"),
         (r"/readout", "readout"),
+    ),
+    # SevenNet (mldiff.potentials.sevennet_model): the Bessel roots and the
+    # interaction blocks interact; the per-species scale and shift are the head
+    "sevennet": (
+        (r"^/embedding/", "embedding"),
+        (r"^/(layers/\d+|bessel_roots)/", "interaction"),
+        (r"^/(readout|species_)", "readout"),
     ),
     "mace": (
         (r"/embedding/", "embedding"),
