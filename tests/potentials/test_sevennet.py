@@ -203,10 +203,9 @@ def test_second_load_reads_no_torch_and_loads_as_mldiff_checkpoint():
     s = Structure.from_ase(bulk("Si", "diamond", a=5.43))
     g = neighbors.allocate(s, pot.cutoff)
     e = float(jax.jit(pot.energy)(pot.init(None, s), s, g))
-    (cached,) = [
-        f for f in os.listdir(universal.cache_dir()) if f.startswith("sevennet-0-")
-    ]
-    model = mldiff.load(os.path.join(universal.cache_dir(), cached))
+    cached = universal.converted_checkpoint("sevennet-0")
+    assert os.path.dirname(cached) == universal.cache_dir()
+    model = mldiff.load(cached)
     assert float(jax.jit(model.potential.energy)(model.params, s, g)) == e
     script = textwrap.dedent(
         """
