@@ -368,12 +368,13 @@ def _build(config, species, atomic_energies, scale, shift, params_init):
             w = _mlp(lp["radial"], radial, act)  # [e, Σ mul]
             w = jnp.where(geo.valid[:, None], w, 0.0)
             by_degree = {lo: [] for _, lo in tp_out}
+            x_j = [xb[receivers] for xb in x]  # [e, mul, 2l+1], one gather a block
             start = 0
             for i, l2, lo, mul in paths:
                 l1 = h_blocks[i][1]
                 cg = jnp.asarray(e3nn.clebsch_gordan(l1, l2, lo), dtype)
-                cg = cg * math.sqrt(2 * lo + 1)
-                msg = jnp.einsum("eui,ej,ijk->euk", x[i][receivers], sh_l[l2], cg)
+                y = jnp.einsum("ej,ijk->eik", sh_l[l2], cg * math.sqrt(2 * lo + 1))
+                msg = jnp.einsum("eui,eik->euk", x_j[i], y)
                 msg = msg * w[:, start : start + mul, None]
                 start += mul
                 by_degree[lo].append(msg)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk, molecule
 
 from mldiff import neighbors, potentials, quantities
@@ -62,10 +63,15 @@ def structure_classes():
     shear = np.array([[1.0, 0.35, 0.1], [0.0, 1.0, 0.45], [0.25, 0.0, 1.0]])
     skew.set_cell(skew.cell[:] @ shear, scale_atoms=True)
     out["Al-skewed-1-atom"] = skew
-    # two atoms with a neighbor just inside the 5 Å cutoff in a skewed cell
-    near = bulk("Ti", "hcp", a=2.95, c=4.68)
-    near.set_cell(near.cell[:] @ np.array([[1, 0.2, 0], [0, 1, 0.1], [0, 0, 1]]))
-    out["Ti-near-cutoff"] = near
+    # a skewed 2-atom cell whose lattice vectors are 4.995 Å (each atom sees its
+    # own images just inside the 5 Å cutoff) and 5.005 Å (just outside)
+    a1 = np.array([4.995, 0.0, 0.0])
+    a2 = 5.005 * np.array([np.cos(1.1), np.sin(1.1), 0.0])
+    a3 = 4.995 * np.array([0.3, 0.25, np.sqrt(1 - 0.3**2 - 0.25**2)])
+    out["SiC-near-cutoff"] = Atoms(
+        "SiC", cell=[a1, a2, a3], scaled_positions=[[0, 0, 0], [0.4, 0.3, 0.45]]
+    )
+    out["SiC-near-cutoff"].pbc = True
     rng = np.random.default_rng(7)
     for atoms in out.values():
         atoms.positions += rng.normal(0.0, 0.04, atoms.positions.shape)
@@ -249,3 +255,19 @@ def test_any_checkpoint_path_and_the_ase_calculator():
     e_name = atoms.get_potential_energy()
     atoms.calc = Calculator(path)
     assert atoms.get_potential_energy() == pytest.approx(e_name, abs=1e-10)
+
+
+def test_active_learning_oracle_mldiff_sevennet0_labels_as_sevenn():
+    # `mldiff active` with `oracle: mldiff:sevennet-0` (distillation): the
+    # oracle's labels equal sevenn's own calculator
+    from mldiff.cli.active import make_oracle_calculator
+
+    atoms = structure_classes()["Si-diamond"]
+    ours = atoms.copy()
+    ours.calc = make_oracle_calculator("mldiff:sevennet-0")
+    theirs = atoms.copy()
+    theirs.calc = sevenn_calculator("sevennet-0")
+    assert ours.get_potential_energy() == pytest.approx(
+        theirs.get_potential_energy(), abs=1e-5
+    )
+    np.testing.assert_allclose(ours.get_forces(), theirs.get_forces(), atol=2e-4)
