@@ -18,6 +18,10 @@ One interaction block t maps node features ``h`` (irreps ``irreps[t]``) to
    harmonics of the edge, one weight per path and channel from an MLP of the
    radial embedding (Bessel functions ``(2/r_c) sin(c_n r)/r`` with trainable
    ``c_n``, times the XPLOR or polynomial cutoff), paths to l > l_max dropped;
+   the XPLOR switch of SevenNet-0 (4.5 to 5 Å) is only C¹ at its start, so
+   second derivatives (force constants) jump where a neighbour distance
+   crosses 4.5 Å: exact on either side, but finite displacements that
+   straddle it are not;
 4. ``x = W_2 x + s``, then the equivariant gate (scalars through SiLU, l > 0
    features scaled by SiLU of extra gate scalars).
 
