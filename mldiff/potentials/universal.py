@@ -23,6 +23,7 @@ Example:
     ['sevennet-0', 'sevennet-0-22may2024']
 """
 
+import functools
 import glob
 import hashlib
 import importlib.util
@@ -126,6 +127,10 @@ def _cached_file(name_or_path: str) -> tuple[str, str]:
                 f"pretrained model ({', '.join(sorted(PRETRAINED))})"
             )
         label = os.path.splitext(os.path.basename(checkpoint))[0]
+        for known in PRETRAINED:  # a shipped checkpoint by path: its own name
+            shipped = pretrained_path(known)
+            if shipped and os.path.realpath(shipped) == os.path.realpath(checkpoint):
+                label = known
     folder = cache_dir()
     if checkpoint is None:  # sevenn not installed: a cached conversion will do
         found = sorted(glob.glob(os.path.join(folder, f"{label}-*.msgpack")))
@@ -182,6 +187,18 @@ def sevennet(
             or (first load only) torch/sevenn missing, naming the extra.
     """
     path, _ = _cached_file(name_or_path)
+    return _potential_from_file(path, modality)
+
+
+@functools.lru_cache(maxsize=8)
+def _potential_from_file(path: str, modality: str | None) -> Potential:
+    """One Potential per converted file and modality.
+
+    Equal requests give the same object, so programs jitted on it (a second
+    ``Calculator("sevennet-0")``, MD after phonons) are not compiled again; the
+    file name carries the checkpoint's hash, so a changed checkpoint is a new
+    entry.
+    """
     meta, payload = read_checkpoint_file(path)
     model = meta["model"]
     config = SevenNetConfig(**_config_values(model["config"]), modality=modality)

@@ -250,6 +250,8 @@ def test_any_checkpoint_path_and_the_ase_calculator():
     from mldiff.ase import Calculator
 
     path = universal.pretrained_path("sevennet-0")
+    # one Potential object per model, so its jitted programs are reused
+    assert potentials.get("sevennet-0") is universal.sevennet(path)
     atoms = bulk("Si", "diamond", a=5.43)
     atoms.calc = Calculator("sevennet-0")
     e_name = atoms.get_potential_energy()
