@@ -11,8 +11,8 @@ The first load of a checkpoint reads it with torch and sevenn (the
 checkpoint format to the cache; later loads read only that file, so they need
 neither torch nor sevenn (``mldiff.load`` reads it too). The cache directory
 is ``$MLDIFF_CACHE_DIR/sevennet`` (default ``~/.cache/mldiff/sevennet``); a
-cached file is named for the model and the SHA-256 of its checkpoint, so a
-changed checkpoint is converted again.
+cached file is named for the model, the SHA-256 of its checkpoint and the
+converter's version, so a changed checkpoint or converter converts again.
 
 The pretrained checkpoints ship inside the ``sevenn`` wheel; nothing is
 downloaded.
@@ -24,10 +24,10 @@ Example:
 """
 
 import functools
-import glob
 import hashlib
 import importlib.util
 import os
+import re
 
 from mldiff.errors import ConfigError
 from mldiff.io.files import read_checkpoint_file, write_checkpoint_file
@@ -41,6 +41,9 @@ __all__ = [
     "cache_dir",
     "pretrained_path",
 ]
+
+# bumped when the converted file's content changes, so older caches are redone
+CONVERTER_VERSION = 2
 
 # name -> checkpoint inside the sevenn wheel (sevenn/pretrained_potentials/...)
 PRETRAINED = {
@@ -133,7 +136,11 @@ def _cached_file(name_or_path: str) -> tuple[str, str]:
                 label = known
     folder = cache_dir()
     if checkpoint is None:  # sevenn not installed: a cached conversion will do
-        found = sorted(glob.glob(os.path.join(folder, f"{label}-*.msgpack")))
+        own = re.compile(
+            rf"{re.escape(label)}-[0-9a-f]{{16}}-v{CONVERTER_VERSION}\.msgpack"
+        )
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        found = sorted(os.path.join(folder, f) for f in names if own.fullmatch(f))
         if len(found) == 1:
             return found[0], label
         from mldiff.potentials._sevennet_convert import EXTRA_HINT
@@ -142,7 +149,8 @@ def _cached_file(name_or_path: str) -> tuple[str, str]:
             f"{label}: no cached conversion in {folder} and sevenn is not "
             f"installed; {EXTRA_HINT}"
         )
-    target = os.path.join(folder, f"{label}-{_sha256(checkpoint)[:16]}.msgpack")
+    filename = f"{label}-{_sha256(checkpoint)[:16]}-v{CONVERTER_VERSION}.msgpack"
+    target = os.path.join(folder, filename)
     if not os.path.isfile(target):
         _convert(checkpoint, target, label)
     return target, label

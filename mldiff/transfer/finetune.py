@@ -139,7 +139,7 @@ def refit_atomic_energies(model: checkpoint.Model, spec: ModelSpec, items) -> Mo
         [it.energy - p for (_, it), p in zip(with_e, pred, strict=True)],
         spec.species,
     )
-    e0 = {z: spec.atomic_energies[z] + delta[z] for z in spec.species}
+    e0 = {z: spec.atomic_energies.get(z, 0.0) + delta[z] for z in spec.species}
     return dataclasses.replace(spec, atomic_energies=e0)
 
 

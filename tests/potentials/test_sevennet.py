@@ -273,3 +273,15 @@ def test_active_learning_oracle_mldiff_sevennet0_labels_as_sevenn():
         theirs.get_potential_energy(), abs=1e-5
     )
     np.testing.assert_allclose(ours.get_forces(), theirs.get_forces(), atol=2e-4)
+
+
+def test_without_sevenn_a_cached_conversion_is_found_by_name(monkeypatch, tmp_path):
+    # sevenn uninstalled after a first load: the cache serves the name, and an
+    # empty cache gets the install hint
+    cached = universal.converted_checkpoint("sevennet-0")
+    universal.converted_checkpoint("sevennet-0-22may2024")  # a prefix-sharing name
+    monkeypatch.setattr(universal, "pretrained_path", lambda name: None)
+    assert universal.converted_checkpoint("sevennet-0") == cached
+    monkeypatch.setenv("MLDIFF_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"no cached conversion.*mldiff\[universal\]"):
+        universal.converted_checkpoint("sevennet-0")
