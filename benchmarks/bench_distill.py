@@ -83,7 +83,7 @@ def kappa_and_frequencies(pot, params):
     cubic = Structure.from_ase(bulk("Si", "diamond", a=A_SI, cubic=True))
     ph8 = phonons.run(cubic, pot, params, [1, 1, 1], primitive_matrix=FCC)
     fc3 = third_order.third_order(
-        pot, params, ph8.supercell, first_atoms=ph8.images.representative
+        pot, params, ph8.supercell, first_atoms=ph8.images.representative, chunk_size=4
     )
     res = conductivity.run(ph8, fc3, [5, 5, 5], [300.0], sigma_thz=0.2)
     return freqs, float(np.trace(np.asarray(res.kappa)[0]) / 3)

@@ -43,7 +43,9 @@ def si_kappa():
     params = pot.init(None, ph.supercell)
     first = ph.images.representative  # compact fc3: rows of the primitive atoms
     fc3 = np.asarray(
-        third_order.third_order(pot, params, ph.supercell, first_atoms=first)
+        third_order.third_order(
+            pot, params, ph.supercell, first_atoms=first, chunk_size=4
+        )
     )
     masses = np.asarray(ph.masses)[: len(atoms)]
     ph3 = ref.phono3py_object(atoms, [1, 1, 1], FCC_PRIMITIVE, masses=masses)
