@@ -531,6 +531,13 @@ def run_md(
         )
     if not cfg.timestep_fs > 0:
         raise ConfigError(f"timestep_fs must be positive, got {cfg.timestep_fs}")
+    for name in ("temperature_K", "initial_temperature_K", "friction_per_fs"):
+        value = getattr(cfg, name, None)
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise ConfigError(
+                f"{name} must be a finite number >= 0, got {value} (temperatures "
+                "are in kelvin, the friction in 1/fs)"
+            )
     dtype = structure.positions.dtype
     n = len(structure)
     dt = float(cfg.timestep_fs) * units.fs

@@ -58,6 +58,7 @@ import numpy as np
 
 from mldiff import md, parallel
 from mldiff import phonons as _phonons
+from mldiff._config import check_types
 from mldiff.data import batching
 from mldiff.errors import ConfigError, MldiffError
 from mldiff.io.labeled import LabeledStructure
@@ -117,6 +118,7 @@ class ScreenConfig:
 
     def __post_init__(self):
         """Check the settings."""
+        check_types(self)
         for name in ("batch_size", "chunk_size", "n_buckets", "max_steps"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(

@@ -76,6 +76,9 @@ __all__ = [
 
 TRAIN_COLUMNS = ("formula", "formation_energy_ev_per_atom")
 UNCERTAINTY_COLUMN = "uncertainty_ev_per_atom"
+# Formation energies of known compounds lie within about -4.5 (fluorides) and
+# a few eV/atom; beyond ±10 eV/atom a value is in the wrong unit or a total.
+MAX_FORMATION_ENERGY = 10.0
 
 
 class StabilityError(MldiffError):
@@ -337,6 +340,14 @@ def fit_formation_energy(
             f"formation energy of {list(formulas)[bad]!r} is {y[bad]}; drop the row "
             "or give a finite value in eV/atom"
         )
+    if np.any(np.abs(y) > MAX_FORMATION_ENERGY):
+        bad = int(np.argmax(np.abs(y) > MAX_FORMATION_ENERGY))
+        raise StabilityError(
+            f"formation energy of {list(formulas)[bad]!r} is {y[bad]:g} eV/atom, "
+            f"outside ±{MAX_FORMATION_ENERGY:g} eV/atom where every known compound "
+            "lies; give formation energies per atom in eV (not total energies, "
+            "per formula unit or kJ/mol)"
+        )
     noise = None
     if uncertainties is not None:
         u = np.asarray(uncertainties, dtype=np.float64).reshape(-1)
@@ -441,6 +452,7 @@ def predict_stability(
         cand = [str(f) if not hasattr(f, "reduced_formula") else f for f in candidates]
     if not cand:
         raise StabilityError("no candidates given; pass at least one formula")
+    descriptors.composition_features(cand)  # bad formulas fail before the fit
     predict = fit_formation_energy(formulas, energies, u, config=config)
     mean, std = predict(cand)
     h = hull_energies(formulas, energies, cand, exclude_self=True, progress=progress)

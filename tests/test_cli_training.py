@@ -99,7 +99,7 @@ def test_md_with_a_trained_model(trained, tmp_path, capsys):
         main(
             [
                 "md",
-                str(trained / "train.extxyz"),
+                str(trained / "train.extxyz") + "@-1",
                 "--potential",
                 str(trained / "run"),
                 "--steps",

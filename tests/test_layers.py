@@ -15,6 +15,7 @@ LAYERS = {
     "errors": 0,
     "_cells": 0,
     "_compiled": 0,
+    "_config": 0,
     "structure": 1,
     "space": 1,
     "neighbors": 1,

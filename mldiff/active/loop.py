@@ -49,6 +49,7 @@ import jax
 import numpy as np
 
 from mldiff import _compiled, md
+from mldiff._config import check_types, checked_values
 from mldiff.active import acquisition, committee
 from mldiff.active.oracle import label_all
 from mldiff.errors import ConfigError, MldiffError
@@ -62,6 +63,7 @@ from mldiff.training.models import ModelSpec
 __all__ = [
     "ActiveConfig",
     "ActiveResult",
+    "OracleError",
     "run_active_learning",
     "read_log",
     "round_epochs",
@@ -161,6 +163,7 @@ class ActiveConfig:
 
     def __post_init__(self):
         """Check values; lists become tuples."""
+        check_types(self)
         object.__setattr__(self, "temperatures_k", tuple(self.temperatures_k))
         if self.selection not in ("committee", "random"):
             raise ConfigError(
@@ -208,10 +211,11 @@ class ActiveConfig:
             raise ConfigError(
                 f"unknown active-learning setting(s) {unknown}; known: {sorted(names)}"
             )
-        d = dict(d)
-        if "temperatures_k" in d:
-            d["temperatures_k"] = tuple(float(t) for t in d["temperatures_k"])
-        return cls(**d)
+        return cls(**checked_values(cls, d))
+
+
+class OracleError(MldiffError):
+    """The oracle failed on every structure of a round: it is broken, not the data."""
 
 
 @dataclasses.dataclass
@@ -599,6 +603,15 @@ def run_active_learning(
                     record.update(summary)
             if stop is None:
                 new, failures = _label_round(oracle, selected, round_dir)
+                if failures and not new:
+                    # a broken oracle (setup, licence, paths), not hard structures:
+                    # stop, and let a rerun with the oracle fixed label them again
+                    os.remove(_path(round_dir, "failures.json"))
+                    raise OracleError(
+                        f"the oracle failed on all {len(failures)} structures of "
+                        f"round {r} (first error: {failures[0]['error']}); fix the "
+                        "oracle and run again: the run resumes from this round"
+                    )
         record.update(
             new_labels=len(new),
             failures=len(failures),

@@ -10,6 +10,13 @@ import sys
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line that names the command and points to --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     from mldiff.cli import (
@@ -32,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         ttsp,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mldiff",
         description="Differentiable physics for machine learning in materials science.",
     )
@@ -67,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
     jax.config.update("jax_enable_x64", True)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argument errors (2) and --help (0)
+        return int(exit_.code or 0)
     if args.version:
         from mldiff._version import __version__
 
@@ -76,13 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from mldiff.cli import _common
     from mldiff.errors import MldiffError
 
     try:
+        _common.check_arguments(args)  # every declared check, before any work
         return int(args.run(args) or 0)
-    except MldiffError as err:
-        print(f"mldiff {args.command}: error: {err}", file=sys.stderr)
+    except (MldiffError, OSError) as err:
+        message = _common.os_error_message(err) if isinstance(err, OSError) else err
+        print(f"mldiff {args.command}: error: {message}", file=sys.stderr)
+        _common.remove_created_folders()
         return 2
+    finally:
+        _common.forget_created_folders()
 
 
 if __name__ == "__main__":  # pragma: no cover

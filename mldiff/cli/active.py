@@ -38,6 +38,7 @@ budget is extended by repeating it with a larger ``--rounds`` or
 import importlib
 import os
 
+from mldiff.cli import _common
 from mldiff.errors import ConfigError
 
 
@@ -48,41 +49,104 @@ def register(sub) -> None:
     )
     p.add_argument("config", help="YAML or TOML config file")
     p.add_argument("--output", help="run folder (overrides the config)")
-    p.add_argument("--rounds", type=int, help="max_rounds")
-    p.add_argument("--budget", type=int, help="oracle calls at most")
+    p.add_argument("--rounds", type=_common.nonnegative_int, help="max_rounds")
+    p.add_argument(
+        "--budget", type=_common.nonnegative_int, help="oracle calls at most"
+    )
     p.add_argument("--selection", choices=("committee", "random"))
     p.add_argument("--seed", type=int)
     p.set_defaults(run=run)
 
 
+SECTIONS = {
+    "oracle": str,
+    "oracle_kwargs": dict,
+    "data": dict,
+    "output": str,
+    "active": dict,
+}
+DATA_KEYS = {
+    "initial": str,
+    "generate": dict,
+    "validation": str,
+    "validation_generate": dict,
+    "pool": str,
+}
+
+
+def _is_calculator_class(obj) -> bool:
+    """An ASE calculator class: ASE's base class, or its interface by duck typing.
+
+    Checked on the class, before anything is called: a function or any other
+    class (``subprocess:run``, ``os:system``, ``subprocess:Popen``) is not an
+    oracle and never runs.
+    """
+    import inspect
+
+    from ase.calculators.calculator import BaseCalculator
+
+    if not inspect.isclass(obj):
+        return False
+    if issubclass(obj, BaseCalculator):
+        return True
+    needed = ("get_potential_energy", "get_forces", "calculate")
+    return all(callable(getattr(obj, name, None)) for name in needed)
+
+
 def make_oracle_calculator(name: str, kwargs: dict | None = None):
     """An ASE calculator from a config name (see the module docstring).
 
+    Only ASE calculators are accepted: ``package.module:Class`` must name a
+    class with the calculator interface (checked before it is called). A
+    calculator whose construction fails stops the run before any label.
+
     Raises:
-        ConfigError: an unknown name or a class that cannot be imported.
+        ConfigError: an unknown name, a class that cannot be imported, an
+            object that is not an ASE calculator class, keyword arguments that
+            are not a mapping, or a failing constructor.
     """
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ConfigError(
+            f"oracle_kwargs must be a mapping of keyword arguments, got "
+            f"{type(kwargs).__name__} {kwargs!r}"
+        )
     kwargs = dict(kwargs or {})
     if name == "emt":
-        from ase.calculators.emt import EMT
-
-        return EMT(**kwargs)
-    if name.startswith("mldiff:"):
+        from ase.calculators.emt import EMT as cls
+    elif name.startswith("mldiff:"):
         from mldiff.ase import Calculator
 
-        return Calculator(name.split(":", 1)[1], **kwargs)
-    if ":" in name:
-        module, cls = name.split(":", 1)
+        potential = name.split(":", 1)[1]
         try:
-            return getattr(importlib.import_module(module), cls)(**kwargs)
+            return Calculator(potential, **kwargs)
+        except TypeError as err:
+            raise ConfigError(f"oracle {name!r}: bad oracle_kwargs ({err})") from None
+    elif ":" in name:
+        module, attr = name.split(":", 1)
+        try:
+            cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as err:
             raise ConfigError(
-                f"oracle {name!r}: cannot import {cls} from {module} ({err}); "
+                f"oracle {name!r}: cannot import {attr} from {module} ({err}); "
                 "install the package or fix the name"
             ) from err
-    raise ConfigError(
-        f"unknown oracle {name!r}; use 'emt', 'mldiff:<potential>' or "
-        "'package.module:CalculatorClass'"
-    )
+        if not _is_calculator_class(cls):
+            raise ConfigError(
+                f"oracle {name!r} is not an ASE calculator class; the oracle must "
+                "be 'emt', 'mldiff:<potential>' or 'package.module:CalculatorClass'"
+            )
+    else:
+        raise ConfigError(
+            f"unknown oracle {name!r}; use 'emt', 'mldiff:<potential>' or "
+            "'package.module:CalculatorClass'"
+        )
+    try:
+        return cls(**kwargs)
+    except Exception as err:  # noqa: BLE001 - any failure of the user's setup
+        raise ConfigError(
+            f"oracle {name!r} could not be set up: {type(err).__name__}: {err}; "
+            "fix oracle_kwargs or the calculator's installation"
+        ) from None
 
 
 def generated(spec: dict, oracle, seed: int) -> list:
@@ -120,10 +184,10 @@ def generated(spec: dict, oracle, seed: int) -> list:
 def run(args) -> int:
     """Read the config, run or resume the loop, print one line per round."""
     from mldiff.active import ActiveConfig, ase_oracle, run_active_learning
-    from mldiff.cli.train import read_config
     from mldiff.data import read_extxyz, write_extxyz
 
-    cfg = read_config(args.config)
+    cfg = _common.read_config(args.config, SECTIONS)
+    _common.check_keys(cfg.get("data") or {}, DATA_KEYS, f"{args.config}: data")
     base = os.path.dirname(os.path.abspath(args.config))
 
     def path(p):
@@ -148,6 +212,8 @@ def run(args) -> int:
         if args.output
         else path(cfg.get("output") or "mldiff-active")
     )
+    flag = "--output" if args.output else f"{args.config}: output"
+    output = _common.output_folder(output, flag)
     resuming = os.path.exists(os.path.join(output, "state.json"))
     if resuming:
         initial = []  # the run folder holds the labeled set

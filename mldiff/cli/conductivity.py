@@ -31,7 +31,7 @@ def register(sub) -> None:
     _common.add_potential_argument(p)
     p.add_argument(
         "--supercell",
-        type=int,
+        type=_common.positive_int,
         nargs=3,
         default=[2, 2, 2],
         metavar="N",
@@ -39,7 +39,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--mesh",
-        type=int,
+        type=_common.positive_int,
         nargs=3,
         default=[11, 11, 11],
         metavar="N",
@@ -53,13 +53,18 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--temperatures",
-        type=float,
+        type=_common.positive_float,
         nargs="+",
         default=[300.0],
         metavar="T",
         help="temperatures, K (> 0)",
     )
-    p.add_argument("--sigma", type=float, default=0.1, help="Gaussian smearing, THz")
+    p.add_argument(
+        "--sigma",
+        type=_common.positive_float,
+        default=0.1,
+        help="Gaussian smearing, THz",
+    )
     p.add_argument(
         "--method",
         choices=["rta", "lbte"],
@@ -69,11 +74,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--fc3-cutoff",
-        type=float,
+        type=_common.positive_float,
         default=None,
         help="pair cutoff for third-order force constants, Å (default: none)",
     )
-    p.add_argument("--out", required=True, help="output directory")
+    _common.add_output_argument(p, "--out", required=True, help="output directory")
     p.set_defaults(run=run)
 
 
@@ -89,13 +94,11 @@ def run(args) -> int:
         raise ConfigError(f"--temperatures must all be > 0 K, got {temps.tolist()}")
     s = read_structure(args.structure)
     potential, params = potential_and_params(args.potential, s)
-    ph = phonons.run(
-        s,
-        potential,
-        params,
-        args.supercell,
-        primitive_matrix=primitive_matrix(args.primitive, s),
-    )
+    phonons.check_supercell(s, args.supercell, potential.cutoff)
+    pm = primitive_matrix(args.primitive, s)
+    n_primitive = len(s) if pm is None else round(len(s) * abs(np.linalg.det(pm)))
+    conductivity.check_mesh(args.mesh, n_primitive, args.method)
+    ph = phonons.run(s, potential, params, args.supercell, primitive_matrix=pm)
     fc3 = third_order.third_order(
         potential, params, ph.supercell, cutoff=args.fc3_cutoff
     )
@@ -129,7 +132,6 @@ def run(args) -> int:
     print(f"{'T (K)':>8s} {'kxx':>10s} {'kyy':>10s} {'kzz':>10s} {'k (W/mK)':>10s}")
     for t, k, ks in zip(temps, kappa, scalar, strict=True):
         print(f"{t:8.1f} {k[0, 0]:10.3f} {k[1, 1]:10.3f} {k[2, 2]:10.3f} {ks:10.3f}")
-    os.makedirs(args.out, exist_ok=True)
     output.write_json(os.path.join(args.out, "conductivity.json"), result)
     try:
         perm = phonopy_io.phonopy_order(ph.supercell, s, args.supercell)

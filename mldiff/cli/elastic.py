@@ -29,7 +29,7 @@ def register(sub) -> None:
         action="store_true",
         help="relax positions and cell to zero stress first (FIRE)",
     )
-    p.add_argument("--out", help="directory for elastic.json")
+    _common.add_output_argument(p, "--out", help="directory for elastic.json")
     p.set_defaults(run=run)
 
 

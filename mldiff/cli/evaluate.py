@@ -3,14 +3,16 @@
 import json
 import os
 
+from mldiff.cli import _common
+
 
 def register(sub) -> None:
     """Add the subcommand."""
     p = sub.add_parser("evaluate", help="errors of a trained model on labelled data")
     p.add_argument("checkpoint", help="model.msgpack or a training output directory")
     p.add_argument("data", help="labelled structures (extxyz)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--batch-size", type=int, default=8)
+    _common.add_output_argument(p, "--out", required=True, help="output directory")
+    p.add_argument("--batch-size", type=_common.positive_int, default=8)
     p.set_defaults(run=run)
 
 
@@ -19,9 +21,9 @@ def run(args) -> int:
     import numpy as np
 
     from mldiff.data import read_extxyz
+    from mldiff.io.files import atomic_write
     from mldiff.plotting import parity_figure
     from mldiff.training import load
-    from mldiff.training.checkpoint import atomic_write
     from mldiff.training.evaluation import metrics, predict_items
 
     model = load(args.checkpoint)
@@ -35,7 +37,6 @@ def run(args) -> int:
         with_stress=with_stress,
     )
     result = metrics(items, pred)
-    os.makedirs(args.out, exist_ok=True)
     atomic_write(
         os.path.join(args.out, "metrics.json"), json.dumps(result, indent=2).encode()
     )

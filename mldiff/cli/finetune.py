@@ -29,7 +29,20 @@ Example::
 import json
 import os
 
+from mldiff.cli import _common
 from mldiff.errors import ConfigError
+
+
+def _fraction(text):
+    import argparse
+
+    value = _common.finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must lie strictly between 0 and 1 (the best epoch is chosen on the "
+            f"held-out share), got {text}"
+        )
+    return value
 
 
 def register(sub) -> None:
@@ -43,7 +56,7 @@ def register(sub) -> None:
         "(sevennet-0, a SevenNet *.pth)",
     )
     p.add_argument("data", help="labelled structures (.extxyz) or a table (.csv)")
-    p.add_argument("--out", required=True, help="output directory")
+    _common.add_output_argument(p, "--out", required=True, help="output directory")
     p.add_argument(
         "--freeze",
         action="append",
@@ -51,13 +64,13 @@ def register(sub) -> None:
         metavar="REGEX",
         help="freeze parameters whose path matches (repeatable)",
     )
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--epochs", type=_common.positive_int, default=50)
+    p.add_argument("--learning-rate", type=_common.positive_float, default=1e-3)
+    p.add_argument("--batch-size", type=_common.positive_int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--validation-fraction",
-        type=float,
+        type=_fraction,
         default=0.1,
         help="share of DATA held out for validation (potentials)",
     )

@@ -4,6 +4,7 @@ import json
 import os
 
 from mldiff.cli import _common
+from mldiff.errors import ConfigError
 
 
 def register(sub) -> None:
@@ -11,21 +12,28 @@ def register(sub) -> None:
     p = sub.add_parser("md", help="NVE or Langevin NVT molecular dynamics")
     p.add_argument("structure", help="structure file readable by ASE")
     _common.add_potential_argument(p)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--timestep", type=float, default=1.0, help="time step, fs")
+    p.add_argument("--steps", type=_common.positive_int, default=1000)
+    p.add_argument(
+        "--timestep", type=_common.positive_float, default=1.0, help="time step, fs"
+    )
     p.add_argument(
         "--temperature",
-        type=float,
+        type=_common.nonnegative_float,
         default=300.0,
         help="initial (NVE) or thermostat (NVT) temperature, K",
     )
     p.add_argument("--ensemble", choices=("nve", "nvt"), default="nvt")
     p.add_argument(
-        "--friction", type=float, default=0.01, help="Langevin friction, 1/fs"
+        "--friction",
+        type=_common.nonnegative_float,
+        default=0.01,
+        help="Langevin friction, 1/fs",
     )
-    p.add_argument("--log-interval", type=int, default=10)
+    p.add_argument("--log-interval", type=_common.positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="directory for trajectory.extxyz and md.json")
+    _common.add_output_argument(
+        p, "--out", help="directory for trajectory.extxyz and md.json"
+    )
     p.set_defaults(run=run)
 
 
@@ -35,16 +43,11 @@ def run(args) -> int:
     import numpy as np
 
     from mldiff import md
-    from mldiff.ase import resolve_potential
-    from mldiff.potentials import check_species
     from mldiff.structure import Structure
 
     atoms = _common.read_atoms(args.structure)
     s = Structure.from_ase(atoms)
-    potential, params = resolve_potential(args.potential, None, None)
-    check_species(potential, s.numbers)
-    if params is None:
-        params = potential.init(jax.random.key(args.seed), s)
+    potential, params = _common.potential_and_params(args.potential, s)
     nvt = args.ensemble == "nvt"
     result = md.run_md(
         potential,
@@ -61,6 +64,13 @@ def run(args) -> int:
     )
     total = np.asarray(result.total_energy_ev)
     temps = np.asarray(result.temperature_k)
+    if not (np.isfinite(total).all() and np.isfinite(temps).all()):
+        bad = int(np.asarray(result.step)[~np.isfinite(total + temps)][0])
+        raise ConfigError(
+            f"the trajectory diverged (non-finite energy by step {bad}); lower "
+            f"--timestep (now {args.timestep} fs) or start from a relaxed "
+            "structure"
+        )
     n = len(atoms)
     summary = {
         "ensemble": args.ensemble,
@@ -76,9 +86,8 @@ def run(args) -> int:
     if args.out:
         from ase.io import write
 
-        from mldiff.training.checkpoint import atomic_write
+        from mldiff.io.files import atomic_write
 
-        os.makedirs(args.out, exist_ok=True)
         frames = []
         for r in np.asarray(result.positions):
             frame = atoms.copy()

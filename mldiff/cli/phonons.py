@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from mldiff.cli import _common
+from mldiff.cli._common import potential_and_params
 from mldiff.errors import ConfigError
 
 
@@ -22,9 +23,13 @@ def register(sub) -> None:
     p.add_argument("structure", help="unit cell, any file ASE or pymatgen reads")
     _common.add_potential_argument(p)
     add_phonon_arguments(p)
-    p.add_argument("--npoints", type=int, default=51, help="q-points per segment")
-    p.add_argument("--sigma", type=float, default=0.1, help="DOS smearing, THz")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--npoints", type=_common.positive_int, default=51, help="q-points per segment"
+    )
+    p.add_argument(
+        "--sigma", type=_common.positive_float, default=0.1, help="DOS smearing, THz"
+    )
+    _common.add_output_argument(p, "--out", required=True, help="output directory")
     p.set_defaults(run=run)
 
 
@@ -32,13 +37,19 @@ def add_phonon_arguments(p, supercell_default=(2, 2, 2), mesh_default=(20, 20, 2
     """``--supercell``, ``--mesh``, ``--primitive`` and the temperature grid."""
     p.add_argument(
         "--supercell",
-        type=int,
+        type=_common.positive_int,
         nargs=3,
         default=list(supercell_default),
         metavar="N",
         help="supercell repeats of the unit cell",
     )
-    p.add_argument("--mesh", type=int, nargs=3, default=list(mesh_default), metavar="N")
+    p.add_argument(
+        "--mesh",
+        type=_common.positive_int,
+        nargs=3,
+        default=list(mesh_default),
+        metavar="N",
+    )
     p.add_argument(
         "--primitive",
         nargs="+",
@@ -46,8 +57,12 @@ def add_phonon_arguments(p, supercell_default=(2, 2, 2), mesh_default=(20, 20, 2
         help="primitive matrix: 'auto' (phonopy's), 'none' (the unit cell) or "
         "9 numbers, row-major (fractions like 1/2 allowed)",
     )
-    p.add_argument("--tmax", type=float, default=1000.0, help="highest T, K")
-    p.add_argument("--tstep", type=float, default=10.0, help="T step, K")
+    p.add_argument(
+        "--tmax", type=_common.nonnegative_float, default=1000.0, help="highest T, K"
+    )
+    p.add_argument(
+        "--tstep", type=_common.positive_float, default=10.0, help="T step, K"
+    )
 
 
 def read_structure(path: str):
@@ -90,18 +105,39 @@ def primitive_matrix(tokens, structure):
     return np.array(values).reshape(3, 3)
 
 
-def potential_and_params(name, structure):
-    """``(Potential, params)`` from ``--potential`` (name or checkpoint path)."""
-    import jax
+RESIDUAL_FORCE_TOLERANCE = 1e-3  # eV/Å, phonopy's practice for relaxed cells
 
-    from mldiff.ase import resolve_potential
-    from mldiff.potentials import check_species
 
-    potential, params = resolve_potential(name)
-    check_species(potential, np.asarray(structure.numbers))
-    if params is None:
-        params = potential.init(jax.random.key(0), structure)
-    return potential, params
+def residual_force(potential, params, structure) -> float:
+    """Largest force on an atom of the unit cell, eV/Å (zero at a minimum)."""
+    from mldiff import neighbors, quantities
+
+    graph = neighbors.check(neighbors.allocate(structure, potential.cutoff))
+    forces = quantities.forces(potential.energy)(params, structure, graph)
+    return float(np.linalg.norm(np.asarray(forces), axis=1).max())
+
+
+def warn_residual_force(residual: float, frequencies_thz=None) -> None:
+    """A warning on stderr when the cell is not at a minimum of the potential.
+
+    Harmonic phonons expand about a minimum; residual forces shift the
+    frequencies and often show up as imaginary (negative) modes.
+    """
+    import sys
+
+    if residual <= RESIDUAL_FORCE_TOLERANCE:
+        return
+    imaginary = ""
+    if frequencies_thz is not None:
+        lowest = min(float(np.min(f)) for f in frequencies_thz.values())
+        if lowest < -0.05:
+            imaginary = f" (imaginary modes down to {lowest:.2f} THz may come from it)"
+    print(
+        f"warning: the structure is not relaxed: residual forces up to "
+        f"{residual:.3g} eV/Å{imaginary}; relax it first (mldiff relax) for "
+        "harmonic phonons about a minimum",
+        file=sys.stderr,
+    )
 
 
 def temperatures(args) -> np.ndarray:
@@ -128,7 +164,9 @@ def run(args) -> int:
 
     s = read_structure(args.structure)
     potential, params = potential_and_params(args.potential, s)
+    phonons.check_supercell(s, args.supercell, potential.cutoff)
     pm = primitive_matrix(args.primitive, s)
+    residual = residual_force(potential, params, s)
     ph = phonons.run(s, potential, params, args.supercell, primitive_matrix=pm)
     result = output.summary(
         ph,
@@ -143,9 +181,9 @@ def run(args) -> int:
             "supercell_matrix": np.diag(args.supercell).tolist(),
             "primitive_matrix": None if pm is None else np.asarray(pm).tolist(),
             "n_atoms_supercell": len(ph.supercell),
+            "max_residual_force_ev_per_angstrom": residual,
         }
     )
-    os.makedirs(args.out, exist_ok=True)
     output.write_json(os.path.join(args.out, "phonons.json"), result)
     fig = phonon_figure(result, result["dos"])
     fig.savefig(os.path.join(args.out, "phonons.png"), dpi=120)
@@ -176,6 +214,7 @@ def run(args) -> int:
                 f"{tp['entropy_j_k_mol'][k]:12.4f} "
                 f"{tp['heat_capacity_j_k_mol'][k]:13.4f}"
             )
+    warn_residual_force(residual, result["high_symmetry_frequencies_thz"])
     print(
         f"wrote {args.out}/phonons.json, phonons.png, FORCE_CONSTANTS, "
         "phonopy_params.yaml"

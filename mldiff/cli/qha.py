@@ -29,7 +29,7 @@ def register(sub) -> None:
     add_phonon_arguments(p, mesh_default=(12, 12, 12))
     p.add_argument(
         "--strains",
-        type=float,
+        type=_common.finite_float,
         nargs="+",
         default=[-0.01, -0.005, 0.0, 0.005, 0.01, 0.015, 0.02],
         help="linear strains of the volume grid (at least 4)",
@@ -42,16 +42,18 @@ def register(sub) -> None:
         action="store_true",
         help="skip relaxing the ions at each volume (fcc, bcc, diamond need none)",
     )
-    p.add_argument("--out", help="directory for qha.json")
+    _common.add_output_argument(p, "--out", help="directory for qha.json")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     """Run the quasi-harmonic workflow, print a table, optionally write JSON."""
+    from mldiff import phonons
     from mldiff.phonons import output, qha
 
     s = read_structure(args.structure)
     potential, params = potential_and_params(args.potential, s)
+    phonons.check_supercell(s, args.supercell, potential.cutoff)
     result = qha.run(
         s,
         potential,

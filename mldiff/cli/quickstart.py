@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from mldiff.cli import _common
 from mldiff.errors import ConfigError
 
 # Settings of the full and the --fast run.
@@ -38,7 +39,11 @@ FULL = dict(
     members=4,
     epochs=40,
     model_config=dict(
-        num_layers=2, features=8, l_max=1, radial_mlp=[16, 16], cutoff=4.5,
+        num_layers=2,
+        features=8,
+        l_max=1,
+        radial_mlp=[16, 16],
+        cutoff=4.5,
         num_basis=8,
     ),
     band_points=31,
@@ -51,7 +56,12 @@ FAST = dict(
     members=2,
     epochs=6,
     model_config=dict(
-        num_layers=1, features=4, l_max=1, radial_mlp=[8], cutoff=4.0, num_basis=6,
+        num_layers=1,
+        features=4,
+        l_max=1,
+        radial_mlp=[8],
+        cutoff=4.0,
+        num_basis=6,
     ),
     band_points=11,
     dos_mesh=(6, 6, 6),
@@ -66,10 +76,12 @@ def register(sub) -> None:
         "quickstart",
         help="learn Cu from EMT data, ensemble phonons with error bars vs exact EMT",
     )
-    p.add_argument("--out", default="mldiff-quickstart", help="output folder")
+    _common.add_output_argument(
+        p, "--out", default="mldiff-quickstart", help="output folder"
+    )
     p.add_argument("--fast", action="store_true", help="one-minute version")
-    p.add_argument("--members", type=int, help="ensemble size")
-    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--members", type=_common.positive_int, help="ensemble size")
+    p.add_argument("--epochs", type=_common.positive_int, help="training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -146,13 +158,19 @@ def phonon_comparison(unitcell, potential, params, settings) -> dict:
     points = dos.frequency_points(exact_bands["frequencies_thz"], 0.15, num=161)
     mesh = settings["dos_mesh"]
     dos_members = np.stack(
-        [dos.mesh_dos(member(k), mesh, sigma_thz=0.15, points_thz=points)["states"]
-         for k in range(k_members)]
+        [
+            dos.mesh_dos(member(k), mesh, sigma_thz=0.15, points_thz=points)["states"]
+            for k in range(k_members)
+        ]
     )
     dos_exact = dos.mesh_dos(ph_exact, mesh, sigma_thz=0.15, points_thz=points)
     cv_members = np.stack(
-        [thermal.mesh_thermal_properties(member(k), mesh, TEMPERATURES_K)[
-            "heat_capacity_j_k_mol"] for k in range(k_members)]
+        [
+            thermal.mesh_thermal_properties(member(k), mesh, TEMPERATURES_K)[
+                "heat_capacity_j_k_mol"
+            ]
+            for k in range(k_members)
+        ]
     )
     cv_exact = thermal.mesh_thermal_properties(ph_exact, mesh, TEMPERATURES_K)[
         "heat_capacity_j_k_mol"
@@ -201,16 +219,28 @@ def figure(result: dict, path: str) -> None:
     mean = result["member_bands"].mean(0)
     std = result["member_bands"].std(0)
     for b in range(mean.shape[1]):
-        ax_b.fill_between(x, mean[:, b] - 2 * std[:, b], mean[:, b] + 2 * std[:, b],
-                          color="C0", alpha=0.25, lw=0)
+        ax_b.fill_between(
+            x,
+            mean[:, b] - 2 * std[:, b],
+            mean[:, b] + 2 * std[:, b],
+            color="C0",
+            alpha=0.25,
+            lw=0,
+        )
         label = "ensemble mean ± 2σ" if b == 0 else None
         ax_b.plot(x, mean[:, b], "C0", lw=1.2, label=label)
-        ax_b.plot(x, result["exact_bands"]["frequencies_thz"][:, b], "k--", lw=1,
-                  label="exact EMT" if b == 0 else None)
+        ax_b.plot(
+            x,
+            result["exact_bands"]["frequencies_thz"][:, b],
+            "k--",
+            lw=1,
+            label="exact EMT" if b == 0 else None,
+        )
     p = result["path"]
     ticks = [x[i * p.npoints] for i in range(len(p.segments))] + [x[-1]]
     names = [p.segments[0][0]] + [
-        b if i + 1 == len(p.segments) or p.segments[i + 1][0] == b
+        b
+        if i + 1 == len(p.segments) or p.segments[i + 1][0] == b
         else f"{b}|{p.segments[i + 1][0]}"
         for i, (_, b) in enumerate(p.segments)
     ]
@@ -272,12 +302,16 @@ def run(args) -> int:
     train_items, val_items, test_items = split_items(
         items, (0.8, 0.1, 0.1), seed=args.seed
     )
-    print(f"{len(items)} structures of 32 atoms: {len(train_items)} train, "
-          f"{len(val_items)} validation, {len(test_items)} test")
+    print(
+        f"{len(items)} structures of 32 atoms: {len(train_items)} train, "
+        f"{len(val_items)} validation, {len(test_items)} test"
+    )
     times["data_s"] = time.perf_counter() - t
 
-    t = _step(f"2/5 training {settings['members']} NequIP-style potentials in one "
-              "vmapped program")
+    t = _step(
+        f"2/5 training {settings['members']} NequIP-style potentials in one "
+        "vmapped program"
+    )
     config = TrainConfig(
         model="nequip",
         model_config=settings["model_config"],
@@ -292,8 +326,12 @@ def run(args) -> int:
         seed=args.seed,
     )
     result = train_ensemble(
-        config, settings["members"], train_items, val_items,
-        os.path.join(out, "ensemble"), progress=True,
+        config,
+        settings["members"],
+        train_items,
+        val_items,
+        os.path.join(out, "ensemble"),
+        progress=True,
     )
     potential, params = result.ensemble
     times["training_s"] = time.perf_counter() - t
@@ -314,8 +352,11 @@ def run(args) -> int:
     summary = {
         "system": "fcc Cu, EMT reference (ASE)",
         "lattice_constant_angstrom": a0,
-        "structures": {"train": len(train_items), "validation": len(val_items),
-                       "test": len(test_items)},
+        "structures": {
+            "train": len(train_items),
+            "validation": len(val_items),
+            "test": len(test_items),
+        },
         "members": settings["members"],
         "model_config": settings["model_config"],
         "epochs": settings["epochs"],
@@ -343,25 +384,39 @@ def print_summary(summary: dict, out: str) -> None:
     e = summary["test_errors"]
     c = summary["heat_capacity_300k_j_k_mol"]
     print("\n" + "=" * 64)
-    print(f"mldiff quickstart — {summary['system']}"
-          + ("  [--fast: pipeline demo, not accuracy]" if summary["fast"] else ""))
+    print(
+        f"mldiff quickstart — {summary['system']}"
+        + ("  [--fast: pipeline demo, not accuracy]" if summary["fast"] else "")
+    )
     print("-" * 64)
     print(f"{'test energy MAE':34s} {e['energy_mae_mev_per_atom']:9.2f} meV/atom")
     print(f"{'test force MAE':34s} {e['forces_mae_mev_per_angstrom']:9.2f} meV/Å")
-    print(f"{'C_V(300 K) ensemble vs exact':34s} {c['mean']:7.3f} ± {c['std']:.3f}"
-          f" vs {c['exact']:.3f} J/K/mol")
+    print(
+        f"{'C_V(300 K) ensemble vs exact':34s} {c['mean']:7.3f} ± {c['std']:.3f}"
+        f" vs {c['exact']:.3f} J/K/mol"
+    )
     for lab, v in summary["phonons_at"].items():
-        rows = zip(v["mean_thz"], v["std_thz"], v["exact_thz"], v["within_2_sigma"],
-                   strict=True)
+        rows = zip(
+            v["mean_thz"],
+            v["std_thz"],
+            v["exact_thz"],
+            v["within_2_sigma"],
+            strict=True,
+        )
         for b, (m, s, x, ok) in enumerate(rows):
             verdict = "agrees" if ok else f"off by {abs(m - x) / max(s, 1e-12):.1f} σ"
-            print(f"  {lab} mode {b}: {m:6.3f} ± {s:5.3f} THz  exact {x:6.3f}  "
-                  f"{verdict}")
+            print(
+                f"  {lab} mode {b}: {m:6.3f} ± {s:5.3f} THz  exact {x:6.3f}  {verdict}"
+            )
     print("-" * 64)
     if summary["phonons_agree_within_2_sigma"]:
         print("Phonons at X and L agree with exact EMT within 2σ of the ensemble.")
     else:
-        print("Phonons at X and L do NOT all agree with exact EMT within 2σ "
-              "(see the lines above for by how much).")
-    print(f"wall time {summary['wall_times_s']['total_s']:.0f} s; "
-          f"figure and summary.json in {out}")
+        print(
+            "Phonons at X and L do NOT all agree with exact EMT within 2σ "
+            "(see the lines above for by how much)."
+        )
+    print(
+        f"wall time {summary['wall_times_s']['total_s']:.0f} s; "
+        f"figure and summary.json in {out}"
+    )

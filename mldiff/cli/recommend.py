@@ -16,6 +16,8 @@ Example::
 
 import re
 
+from mldiff.cli import _common
+
 _TARGET = re.compile(r"^\s*([^<>=\s]+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
 
 
@@ -44,40 +46,55 @@ def register(sub) -> None:
         "--candidates",
         help="file of new formulas (one per line, or a CSV with a formula column)",
     )
-    p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
     p.add_argument(
-        "--rank", type=int, nargs="+", default=[8], help="rank, or candidates"
+        "--top",
+        type=_common.positive_int,
+        default=10,
+        help="rows to show (default 10)",
     )
-    p.add_argument("--members", type=int, default=4, help="ensemble members")
+    p.add_argument(
+        "--rank",
+        type=_common.positive_int,
+        nargs="+",
+        default=[8],
+        help="rank, or candidates",
+    )
+    p.add_argument(
+        "--members", type=_common.positive_int, default=4, help="ensemble members"
+    )
     p.add_argument(
         "--hidden",
-        type=int,
+        type=_common.positive_int,
         nargs="+",
         default=[256, 256, 256],
         help="MLP widths of the cold-start descriptor map",
     )
     p.add_argument(
         "--iterations",
-        type=int,
+        type=_common.positive_int,
         default=30,
         help="outer iterations of the joint cold-start fit",
     )
     p.add_argument(
         "--cold-members",
-        type=int,
+        type=_common.positive_int,
         default=2,
         help="joint cold-start fits averaged (each adds about as much time)",
     )
     p.add_argument(
         "--autoencoder-steps",
-        type=int,
+        type=_common.nonnegative_int,
         default=6000,
         help="Adam steps of the warm-start denoising imputer (0: the "
         "factorisation's values)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the ranking to this CSV file")
-    p.add_argument("--save", help="write the fitted model to this .npz file")
+    _common.add_output_argument(
+        p, "--out", kind="file", help="write the ranking to this CSV file"
+    )
+    _common.add_output_argument(
+        p, "--save", kind="file", help="write the fitted model to this .npz file"
+    )
     p.set_defaults(run=run)
 
 
@@ -113,7 +130,10 @@ def _read_data(args):
         raise RecommenderError(
             f"data file {args.data!r} does not exist; pass 'transport' or a CSV path"
         )
-    table = pd.read_csv(args.data)
+    try:
+        table = pd.read_csv(args.data)
+    except Exception as err:  # pandas raises several parser errors
+        raise RecommenderError(f"cannot read CSV {args.data!r}: {err}") from None
     formulas = None
     if args.formula_column in table.columns:
         formulas = list(table.pop(args.formula_column).astype(str))
@@ -154,6 +174,13 @@ def run(args) -> int:
         raise RecommenderError(
             f"--candidates needs formulas for the data rows: add a "
             f"{args.formula_column!r} column to {args.data!r}"
+        )
+    columns = [str(c) for c in matrix.columns]
+    unknown = sorted(set(windows) - set(columns))
+    if unknown:
+        raise RecommenderError(
+            f"--target names column(s) {unknown} that {args.data!r} does not have; "
+            f"columns: {columns}"
         )
     rank = args.rank[0] if len(args.rank) == 1 else args.rank
     model = MatrixFactorization(

@@ -8,10 +8,25 @@ def register(sub) -> None:
     p = sub.add_parser("relax", help="relax a structure with an mldiff potential")
     p.add_argument("structure", help="structure file readable by ASE")
     _common.add_potential_argument(p)
-    p.add_argument("--fmax", type=float, default=1e-3, help="force tolerance, eV/Å")
-    p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
+    p.add_argument(
+        "--fmax",
+        type=_common.positive_float,
+        default=1e-3,
+        help="force tolerance, eV/Å",
+    )
+    p.add_argument(
+        "--steps",
+        type=_common.positive_int,
+        default=500,
+        help="maximum optimiser steps",
+    )
     p.add_argument("--cell", action="store_true", help="also relax the cell")
-    p.add_argument("--output", help="write the relaxed structure here (extxyz, …)")
+    _common.add_output_argument(
+        p,
+        "--output",
+        kind="file",
+        help="write the relaxed structure here (extxyz, …)",
+    )
     p.set_defaults(run=run)
 
 

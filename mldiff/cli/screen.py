@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from mldiff.cli import _common
 from mldiff.errors import ConfigError
 
 
@@ -31,23 +32,44 @@ def register(sub) -> None:
     p.add_argument(
         "--potential",
         required=True,
+        type=_common.potential_name,
         help="reference potential name or checkpoint path (model.msgpack)",
     )
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--batch-size", type=int, default=8, help="structures per batch")
+    _common.add_output_argument(p, "--out", required=True, help="output directory")
     p.add_argument(
-        "--chunk-size", type=int, default=256, help="structures per output chunk"
+        "--batch-size",
+        type=_common.positive_int,
+        default=8,
+        help="structures per batch",
     )
-    p.add_argument("--buckets", type=int, default=4, help="padded shapes at most")
     p.add_argument(
-        "--devices", type=int, help="local devices to shard over (default all)"
+        "--chunk-size",
+        type=_common.positive_int,
+        default=256,
+        help="structures per output chunk",
+    )
+    p.add_argument(
+        "--buckets", type=_common.positive_int, default=4, help="padded shapes at most"
+    )
+    p.add_argument(
+        "--devices",
+        type=_common.positive_int,
+        help="local devices to shard over (default all)",
     )
     p.add_argument("--stress", action="store_true", help="also compute the stress")
     p.add_argument("--relax", action="store_true", help="relax each structure")
     p.add_argument("--relax-cell", action="store_true", help="relax the cell too")
-    p.add_argument("--fmax", type=float, default=0.05, help="relaxation eV/Å")
+    p.add_argument(
+        "--fmax", type=_common.positive_float, default=0.05, help="relaxation eV/Å"
+    )
     p.add_argument("--phonons", action="store_true", help="phonon frequencies")
-    p.add_argument("--supercell", type=int, nargs=3, default=[2, 2, 2], metavar="N")
+    p.add_argument(
+        "--supercell",
+        type=_common.positive_int,
+        nargs=3,
+        default=[2, 2, 2],
+        metavar="N",
+    )
     p.add_argument(
         "--qpoint",
         type=float,
@@ -121,7 +143,7 @@ def run(args) -> int:
 
     from mldiff import parallel, screening
     from mldiff.ase import resolve_potential
-    from mldiff.training.checkpoint import atomic_write
+    from mldiff.io.files import atomic_write
 
     if args.distributed:
         info = parallel.initialize_distributed()

@@ -10,6 +10,7 @@ with ``p_stable = P(E_hull < δ)`` (:func:`mldiff.stability.predict_stability`).
 
 import os
 
+from mldiff.cli import _common
 from mldiff.errors import ConfigError
 
 OUT_COLUMNS = (
@@ -35,11 +36,18 @@ def register(sub) -> None:
     p.add_argument(
         "--delta", type=float, default=0.05, help="tolerance above the hull, eV/atom"
     )
-    p.add_argument("--out", required=True, help="output CSV")
+    _common.add_output_argument(
+        p, "--out", kind="file", required=True, help="output CSV"
+    )
     p.add_argument(
         "--kernel", choices=("matern", "rbf", "rational_quadratic"), default="matern"
     )
-    p.add_argument("--restarts", type=int, default=1, help="GP optimiser restarts")
+    p.add_argument(
+        "--restarts",
+        type=_common.nonnegative_int,
+        default=1,
+        help="GP optimiser restarts",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -74,8 +82,6 @@ def run(args) -> int:
         train, candidates, args.delta, config=config, progress=None
     )
     out = result[list(OUT_COLUMNS)]
-    directory = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(directory, exist_ok=True)
     out.to_csv(args.out, index=False, float_format="%.6g")
     ranked = out.sort_values("p_stable", ascending=False)
     print(f"{'formula':14s} {'E_f (eV/at)':>12s} {'std':>7s} {'E_hull':>8s} {'P':>6s}")

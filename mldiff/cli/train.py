@@ -27,6 +27,7 @@ the same as a mesh spec. ``--distributed`` first calls
 import json
 import os
 
+from mldiff.cli import _common
 from mldiff.errors import ConfigError
 
 
@@ -35,9 +36,9 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a learned potential from a config file")
     p.add_argument("config", help="YAML or TOML config file")
     p.add_argument("--output", help="checkpoint directory (overrides the config)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--epochs", type=_common.positive_int)
+    p.add_argument("--batch-size", type=_common.positive_int)
+    p.add_argument("--learning-rate", type=_common.positive_float)
     p.add_argument("--seed", type=int)
     p.add_argument("--model", choices=("nequip", "mace"))
     p.add_argument(
@@ -91,22 +92,15 @@ def device_mesh(args):
     return parallel.make_mesh(args.devices, axes, shape)
 
 
+SECTIONS = {"data": dict, "output": str, "training": dict}
+DATA_KEYS = {"train": str, "validation": str, "validation_fraction": (int, float)}
+
+
 def read_config(path: str) -> dict:
-    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a dict."""
-    if not os.path.exists(path):
-        raise ConfigError(f"config file {path!r} does not exist")
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    try:
-        if path.endswith(".toml"):
-            import tomllib
-
-            return tomllib.loads(raw.decode())
-        import yaml
-
-        return yaml.safe_load(raw) or {}
-    except Exception as err:
-        raise ConfigError(f"could not parse config {path!r}: {err}") from err
+    """The config file, its sections and the ``data`` keys checked."""
+    cfg = _common.read_config(path, SECTIONS)
+    _common.check_keys(cfg.get("data") or {}, DATA_KEYS, f"{path}: data")
+    return cfg
 
 
 def _parse_value(text: str):
@@ -161,19 +155,27 @@ def run(args) -> int:
         return p if os.path.isabs(p) else os.path.join(base, p)
 
     config = from_dict(merged_training_options(cfg, args))
-    items = read_extxyz(path(data["train"]))
-    if data.get("validation"):
-        train_items, val_items = items, read_extxyz(path(data["validation"]))
-    else:
-        frac = float(data.get("validation_fraction", 0.1))
-        train_items, val_items, _ = split_items(
-            items, (1 - frac, frac, 0.0), seed=config.seed
+    frac = data.get("validation_fraction", 0.1)
+    if not data.get("validation") and not 0 < frac < 1:
+        raise ConfigError(
+            f"{args.config}: validation_fraction must lie strictly between 0 and 1 "
+            f"(the best epoch is chosen on the held-out share), got {frac}; or "
+            "give a 'validation' file"
         )
     # --output is relative to the working directory; the file's `output` to the file
     if args.output:
         output = os.path.abspath(args.output)
     else:
         output = path(cfg.get("output") or "mldiff-run")
+    flag = "--output" if args.output else f"{args.config}: output"
+    output = _common.output_folder(output, flag)
+    items = read_extxyz(path(data["train"]))
+    if data.get("validation"):
+        train_items, val_items = items, read_extxyz(path(data["validation"]))
+    else:
+        train_items, val_items, _ = split_items(
+            items, (1 - frac, frac, 0.0), seed=config.seed
+        )
     mesh = device_mesh(args)
     where = "" if mesh is None else f" on {mesh.size} devices"
     print(

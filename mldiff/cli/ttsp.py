@@ -9,6 +9,8 @@ writes ``ttsp.json`` and the figures; ``--json`` prints the summary as JSON.
 import json
 import os
 
+from mldiff.cli import _common
+
 
 def register(sub) -> None:
     """Add the subcommand."""
@@ -16,14 +18,14 @@ def register(sub) -> None:
     p.add_argument("file", help="CSV table with unit-carrying column names")
     p.add_argument(
         "--reference-temperature",
-        type=float,
+        type=_common.positive_float,
         required=True,
         help="reference temperature in K (inside the measured range)",
     )
     p.add_argument(
         "--vertical", action="store_true", help="also fit vertical shifts bT"
     )
-    p.add_argument("--out", help="directory for ttsp.json and figures")
+    _common.add_output_argument(p, "--out", help="directory for ttsp.json and figures")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
 
@@ -64,10 +66,13 @@ def run(args) -> int:
     if args.out:
         import matplotlib
 
+        from mldiff.io.files import atomic_write
+
         matplotlib.use("Agg")
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "ttsp.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        atomic_write(
+            os.path.join(args.out, "ttsp.json"),
+            json.dumps(summary, indent=2).encode(),
+        )
         figs = {
             "master_curve.png": figures.master_curve_figure(table, summary),
             "shift_factors.png": figures.shift_factor_figure(summary),

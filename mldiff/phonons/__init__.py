@@ -35,6 +35,7 @@ Example:
 """
 
 import functools
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -64,6 +65,7 @@ from mldiff.structure import Structure
 __all__ = [
     "Phonons",
     "run",
+    "check_supercell",
     "frequencies",
     "modes",
     "force_constants",
@@ -157,6 +159,7 @@ def run(
             f"masses must have shape ({len(structure)},), one per unit-cell atom "
             f"in amu, got {masses.shape}"
         )
+    check_supercell(structure, supercell_matrix, potential.cutoff)
     sc = dynamical_matrix.supercell(structure, supercell_matrix)
     prim = dynamical_matrix.primitive(structure, primitive_matrix, symprec=symprec)
     if params is None:
@@ -175,6 +178,85 @@ def run(
     sc_masses = jnp.asarray(masses[dynamical_matrix.site_map(sc, structure)])
     im = dynamical_matrix.images(sc, prim, symprec=symprec)
     return Phonons(fc, sc_masses, sc, prim, im)
+
+
+MAX_SUPERCELL_ATOMS = 10_000  # force constants 7.2 GB in float64
+
+
+def check_supercell(structure: Structure, supercell_matrix, cutoff: float) -> None:
+    """Refuse a supercell that cannot give meaningful force constants.
+
+    The unit cell must be periodic in all three directions; the supercell
+    matrix an integer ``[3]`` or ``[3, 3]`` with a positive determinant; the
+    supercell at most :data:`MAX_SUPERCELL_ATOMS` atoms (its force constants
+    take ``72 n²`` bytes); and every perpendicular width of the supercell at
+    least half the potential's ``cutoff``.
+
+    Supercell force constants sum the couplings to all periodic images of an
+    atom, so frequencies are exact at q-points commensurate with the
+    supercell and Fourier-interpolated elsewhere. Thinner than the cutoff,
+    an atom sees its own images and the interpolation folds whole shells
+    together (a :class:`UserWarning`; phonopy computes this silently too);
+    thinner than half the cutoff there is hardly anything left to
+    interpolate: a one-atom cell gives all frequencies zero, so it is refused.
+
+    Raises:
+        ConfigError: naming the problem and a supercell that works.
+    """
+    if not all(structure.pbc):
+        raise ConfigError(
+            "phonons need a crystal periodic in all three directions, got "
+            f"pbc={tuple(structure.pbc)}; give a file with a unit cell (CIF, "
+            "POSCAR or extxyz with a Lattice)"
+        )
+    m = np.asarray(supercell_matrix)
+    if m.shape not in ((3,), (3, 3)) or not np.all(np.round(m) == m):
+        raise ConfigError(
+            f"supercell matrix must be 3 integers or 3×3 integers, got {m.tolist()}"
+        )
+    m = np.diag(m) if m.shape == (3,) else m
+    det = int(round(np.linalg.det(m)))
+    if det <= 0:
+        raise ConfigError(
+            f"supercell matrix {m.tolist()} has determinant {det}; it must be "
+            "positive (repeats ≥ 1, right-handed)"
+        )
+    n = det * len(structure)
+    if n > MAX_SUPERCELL_ATOMS:
+        raise ConfigError(
+            f"the supercell would hold {n} atoms; its force constants alone take "
+            f"{72 * n * n / 2**30:.1f} GiB (the limit is {MAX_SUPERCELL_ATOMS} "
+            "atoms): use a smaller supercell"
+        )
+    lattice = m.T @ np.asarray(structure.cell, np.float64)
+    volume = abs(np.linalg.det(lattice))
+    widths = [
+        volume / np.linalg.norm(np.cross(lattice[(i + 1) % 3], lattice[(i + 2) % 3]))
+        for i in range(3)
+    ]
+    if min(widths) < cutoff:
+        unit = np.asarray(structure.cell, np.float64)
+        unit_widths = [
+            abs(np.linalg.det(unit))
+            / np.linalg.norm(np.cross(unit[(i + 1) % 3], unit[(i + 2) % 3]))
+            for i in range(3)
+        ]
+        need = " ".join(str(int(np.ceil(cutoff / w))) for w in unit_widths)
+        what = (
+            f"the supercell is {min(widths):.2f} Å thick, less than the "
+            f"potential's cutoff {cutoff:.2f} Å"
+        )
+        if min(widths) < 0.5 * cutoff:
+            raise ConfigError(
+                f"{what} by more than half: atoms interact with their own images "
+                "and the force constants fold whole shells together; use a "
+                f"supercell of at least {need} repeats"
+            )
+        warnings.warn(
+            f"{what}: frequencies are exact only at q-points commensurate with "
+            f"the supercell; a supercell of {need} repeats converges the bands",
+            stacklevel=2,
+        )
 
 
 def frequencies(phonons: Phonons, qpoints) -> jax.Array:

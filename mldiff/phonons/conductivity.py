@@ -81,6 +81,7 @@ __all__ = [
     "Mesh",
     "Triplets",
     "Conductivity",
+    "check_mesh",
     "mesh",
     "triplets",
     "safe_eigh",
@@ -1046,13 +1047,7 @@ def run(
             f"{(p, 3, n, 3, n, 3)} (compact) for this {n}-atom supercell, got "
             f"{tuple(np.shape(fc3))}; compute it on phonons.supercell"
         )
-    size = int(np.prod(np.asarray(mesh_numbers, dtype=int))) * 3 * p
-    if method == "lbte" and size > LBTE_MAX_MODES:
-        raise ConfigError(
-            f"the LBTE collision matrix would be {size}×{size} "
-            f"({8 * size**2 / 2**30:.1f} GiB per temperature); the limit is "
-            f"{LBTE_MAX_MODES} modes: use a smaller mesh or method='rta'"
-        )
+    check_mesh(mesh_numbers, p, method)
     grid = mesh(phonons.primitive, mesh_numbers, use_symmetry=use_symmetry)
     trip = triplets(fc3, phonons.images)
     return _kappa_compiled(
@@ -1122,6 +1117,27 @@ def _kappa_compiled(
 
 _METHODS = {"rta": kappa_rta, "lbte": kappa_lbte}
 LBTE_MAX_MODES = 24_000  # 4.3 GiB collision matrix
+
+
+def check_mesh(mesh_numbers, n_primitive_atoms: int, method: str = "rta") -> None:
+    """Refuse a q-mesh that is not three positive integers or too big to solve.
+
+    The LBTE's dense collision matrix has ``(N_q · 3p)²`` entries; meshes
+    beyond :data:`LBTE_MAX_MODES` modes are refused before any work.
+
+    Raises:
+        ConfigError: naming the size, its memory and what to do instead.
+    """
+    m = np.asarray(mesh_numbers)
+    if m.shape != (3,) or not np.all(np.round(m) == m) or np.any(m < 1):
+        raise ConfigError(f"mesh must be 3 positive integers, got {m.tolist()}")
+    size = int(np.prod(m.astype(int))) * 3 * int(n_primitive_atoms)
+    if method == "lbte" and size > LBTE_MAX_MODES:
+        raise ConfigError(
+            f"the LBTE collision matrix would be {size}×{size} "
+            f"({8 * size**2 / 2**30:.1f} GiB per temperature); the limit is "
+            f"{LBTE_MAX_MODES} modes: use a smaller mesh or method='rta'"
+        )
 
 
 def mean_free_paths(result: Conductivity) -> jax.Array:

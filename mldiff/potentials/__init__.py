@@ -87,4 +87,10 @@ def get(name: str, **kwargs) -> Potential:
         raise ConfigError(
             f"unknown potential {name!r}; choose one of {', '.join(available())}"
         )
+    if key in ("nequip", "mace") and "species" not in kwargs:
+        raise ConfigError(
+            f"potential {name!r} is a learned architecture: pass species=[atomic "
+            "numbers] to build an untrained one, or load a trained model with "
+            "mldiff.load(checkpoint)"
+        )
     return _BUILDERS[key](**kwargs)

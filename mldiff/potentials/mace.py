@@ -33,6 +33,7 @@ import e3nn_jax as e3nn
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mldiff._config import check_types
 from mldiff.errors import ConfigError
 from mldiff.potentials._base import Potential
 from mldiff.potentials.layers.assemble import graph_potential
@@ -96,6 +97,7 @@ class MACEConfig:
 
     def __post_init__(self):
         """Reject values the model cannot use."""
+        check_types(self)
         checks = {
             "cutoff": self.cutoff > 0,
             "num_layers": self.num_layers >= 1,

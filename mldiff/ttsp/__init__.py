@@ -62,9 +62,18 @@ def analyse(
         ``log10_aT_std`` ``{temperature (str, K): value}``, ``log10_bT``,
         ``log10_bT_std``, ``wlf`` (``c1``, ``c2`` (K), ``t_ref_k``, stds, fit
         quality and ``valid_range_k``), ``arrhenius``
-        (``activation_energy_kj_mol`` …), ``ttsp_holds``, ``reasons`` and
-        ``diagnostics`` (each test with statistic and threshold).
+        (``activation_energy_kj_mol`` …), ``ttsp_holds`` (True, False, or
+        None when the data cannot decide), ``verdict`` (``"holds"``,
+        ``"fails"`` or ``"undetermined"``), ``reasons`` and ``diagnostics``
+        (each test with statistic, threshold and status; see
+        :func:`~mldiff.ttsp.diagnostics.diagnose`).
     """
+    temps = table.temperatures_k()
+    if not temps[0] <= float(reference_temperature_k) <= temps[-1]:
+        raise TTSPDataError(  # before the curve fits, which take seconds
+            f"reference temperature {reference_temperature_k} K is outside the "
+            f"measured range {temps[0]}–{temps[-1]} K; choose one inside it"
+        )
     quantities = superposition.default_quantities(table)
     models = superposition.curve_models(table, quantities, seed=seed)
     sf = superposition.shift_factors(
@@ -90,6 +99,7 @@ def analyse(
             temps, sf.log10_aT, sf.log10_aT_cov, t_ref
         ),
         "ttsp_holds": report["ttsp_holds"],
+        "verdict": report["verdict"],
         "reasons": report["reasons"],
         "diagnostics": report["tests"],
     }
