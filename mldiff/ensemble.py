@@ -570,7 +570,11 @@ def train_ensemble(
             replicated when the mesh lacks that axis); results equal
             single-device training up to reduction order. ``config.batch_size``
             and ``n_members`` must be multiples of those axis sizes. ``None``:
-            one device.
+            one device. A mesh over the devices of several processes
+            (``jax.distributed``, every process calling this alike) works the
+            same, members split over hosts included: process 0 writes the
+            checkpoints from gathered arrays and every process resumes from
+            them, so ``out_dir`` must be on a file system all hosts share.
 
     Returns:
         :class:`EnsembleResult`.
@@ -609,9 +613,11 @@ def train_ensemble(
         )
     settings = {"n_members": k_members, "bootstrap": bool(bootstrap)}
     ckpt_path = os.path.join(out_dir, CHECKPOINT)
-    resumed = resume and os.path.exists(ckpt_path)
+    # the same checkpoint on every process of a multi-host run, or none
+    found = checkpoint.resume_point(ckpt_path) if resume else None
+    resumed = found is not None
     if resumed:
-        meta, payload = checkpoint.read(ckpt_path)
+        meta, payload = found
         same = meta["train_config"] == json.loads(json.dumps(to_dict(config)))
         if not same or meta.get("ensemble") != settings:
             raise ConfigError(
@@ -643,6 +649,9 @@ def train_ensemble(
 
     def on_mesh(batch):  # host batch -> split over the "batch" axis
         return batch if mesh is None else parallel.shard_batch(batch, mesh)
+
+    def on_host(x):  # [K] per-member values, whose members may span hosts
+        return np.asarray(x if mesh is None else parallel.to_host(x), np.float64)
 
     steps_per_epoch = batching.n_batches(train_set, config.batch_size, buckets=buckets)
     potential, optimizer, schedule, step, sums_fn = _programs(
@@ -719,11 +728,11 @@ def train_ensemble(
             params, ema, opt_state, value = step(
                 params, ema, opt_state, on_mesh(batch), slot_weights(batch)
             )
-            total, count = total + np.asarray(value, np.float64), count + 1
+            total, count = total + on_host(value), count + 1
         sums: dict[str, np.ndarray] = {}
         for batch in epoch_batches(val_set, shuffle=False):
             for key, v in sums_fn(ema, on_mesh(batch)).items():
-                sums[key] = sums.get(key, 0.0) + np.asarray(v, np.float64)
+                sums[key] = sums.get(key, 0.0) + on_host(v)
         metrics = [
             losses.metrics_from_sums({key: v[m] for key, v in sums.items()})
             for m in range(k_members)

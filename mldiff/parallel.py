@@ -18,6 +18,9 @@ reductions. Stacked ensemble parameters can instead be split over a
 * :func:`initialize_distributed`, :func:`distributed_settings`: the
   ``jax.distributed.initialize`` wiring; :func:`host_shard`,
   :func:`host_slice`: the part of the data each host reads.
+* :func:`to_host`, :func:`process_values`: global values on the host (what a
+  checkpoint writes, what a log prints) and one small value from every
+  process; collectives in a multi-process run.
 
 Multi-host launch recipe
 ------------------------
@@ -56,6 +59,13 @@ For training every host builds the same global batch order from the same
 (small) file list; :func:`shard_batch` then hands each device only its rows
 (``jax.make_array_from_callback``), so no host materialises another's device
 buffers.
+
+Checkpoints. The output directory must be on a file system every host sees.
+:func:`mldiff.training.checkpoint.save` gathers the arrays (:func:`to_host`),
+process 0 alone writes, and every process returns only once the file is in
+place; a killed job, restarted on all hosts, resumes from that one file
+(:func:`mldiff.training.checkpoint.resume_point` checks that every process
+reads the same bytes).
 
 Testing on a CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` set
 before JAX is imported gives four CPU devices.
@@ -103,6 +113,8 @@ __all__ = [
     "initialize_distributed",
     "host_slice",
     "host_shard",
+    "to_host",
+    "process_values",
 ]
 
 BATCH = "batch"  # mesh axis over structures of a batch (data parallelism)
@@ -549,3 +561,77 @@ def host_shard(
         ['d', 'e']
     """
     return list(items[host_slice(len(items), process_index, process_count)])
+
+
+def _spans_processes(x) -> bool:
+    """Whether ``x``'s value is split over devices of several processes."""
+    return (
+        isinstance(x, jax.Array)
+        and not x.is_fully_addressable
+        and not x.sharding.is_fully_replicated
+    )
+
+
+def to_host(tree):
+    """Every leaf as a NumPy array holding its global value, on every process.
+
+    A leaf sharded over the devices of several processes (stacked ensemble
+    parameters split over a ``"member"`` axis that spans hosts, a per-member
+    loss) cannot be read by ``np.asarray`` in one process; such leaves are
+    all-gathered (``multihost_utils.process_allgather``). Replicated, local and
+    NumPy leaves are copied from this process.
+
+    Collective when some leaf spans other processes' devices: then every
+    process must call it at the same point with the same tree (structure,
+    shapes, shardings), as for any computation on those arrays. In a single
+    process it is ``np.asarray`` on every leaf.
+
+    Args:
+        tree: a pytree of arrays (jax or NumPy) or scalars.
+
+    Returns:
+        The same pytree of ``np.ndarray`` with the arrays' global shapes.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> to_host({"w": jnp.arange(2.0)})
+        {'w': array([0., 1.])}
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    spread = [k for k, x in enumerate(leaves) if _spans_processes(x)]
+    if spread:
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(
+            [leaves[k] for k in spread], tiled=True
+        )
+        for k, value in zip(spread, gathered, strict=True):
+            leaves[k] = value
+    return jax.tree.unflatten(treedef, [np.asarray(x) for x in leaves])
+
+
+def process_values(value) -> np.ndarray:
+    """A small host value of every process, stacked: ``[process_count, ...]``.
+
+    Used to check that processes agree (the checkpoint they resume from) and,
+    being a collective, as a barrier that carries a result (whether process 0
+    wrote a file). Every process must call it at the same point with a value of
+    the same shape and dtype.
+
+    Args:
+        value: a NumPy array or scalar (int32 / float32 travel unchanged
+            whether or not ``jax_enable_x64`` is on).
+
+    Returns:
+        ``[P, *value.shape]``, row ``p`` from process ``p``.
+
+    Example:
+        >>> process_values(np.int32(7))
+        array([7], dtype=int32)
+    """
+    value = np.asarray(value)
+    if jax.process_count() == 1:
+        return value[None]
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(value, tiled=False))

@@ -4,25 +4,44 @@ A checkpoint holds a JSON header (format version, model spec, training config,
 epoch, history) and the arrays (parameters, EMA parameters, optimiser state),
 in the file layout of :mod:`mldiff.io.files`, written atomically: a kill at any
 moment leaves either the old or the new checkpoint, never a torn one.
+
+Multi-process runs (``jax.distributed``, one process per host): :func:`save`
+is a collective that gathers arrays sharded over several hosts, writes the
+file from process 0 only and returns on every process once the file is in
+place; :func:`resume_point` gives every process the same checkpoint to resume
+from, or refuses. The output directory must be on a file system that every
+host sees.
 """
 
 import os
+import zlib
 from typing import Any, NamedTuple
 
 import flax.serialization
 import jax
 import numpy as np
 
+from mldiff import parallel
 from mldiff.errors import ConfigError
 from mldiff.io.files import (
     CHECKPOINT_FORMAT_VERSION,
     atomic_write,
+    checkpoint_from_bytes,
     read_checkpoint_file,
     write_checkpoint_file,
 )
 from mldiff.training.models import ModelSpec, build
 
-__all__ = ["FORMAT_VERSION", "Model", "save", "read", "restore", "load", "atomic_write"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Model",
+    "save",
+    "read",
+    "resume_point",
+    "restore",
+    "load",
+    "atomic_write",
+]
 
 FORMAT_VERSION = CHECKPOINT_FORMAT_VERSION
 
@@ -46,7 +65,17 @@ def save(
     header: dict | None = None,
     arrays: dict | None = None,
 ) -> None:
-    """Save a checkpoint atomically.
+    """Save a checkpoint atomically, one file per run however many processes.
+
+    In a multi-process run this is a collective: every process calls it at the
+    same point with the same arguments (the trainers do, at the end of each
+    epoch). Arrays sharded over several processes' devices (ensemble members
+    split over hosts) are gathered to their global values
+    (:func:`mldiff.parallel.to_host`); process 0 alone writes ``path``; and no
+    process returns before the file is in place (the processes exchange
+    whether the write succeeded, which is a barrier). A job killed at any
+    moment therefore leaves one complete checkpoint that all of its processes
+    resume from. ``path`` must be on a file system every host sees.
 
     Args:
         path: file to write (conventionally ``*.msgpack``).
@@ -54,14 +83,78 @@ def save(
         params: parameters used for prediction (e.g. the EMA parameters).
         header: extra JSON-able metadata (training config, epoch, history).
         arrays: extra pytrees to store (optimiser state, raw parameters).
+
+    Raises:
+        OSError: the write failed (on process 0: its own error; on the other
+            processes: an error naming process 0 and ``path``).
     """
     meta = {"model": spec.to_dict(), **(header or {})}
-    write_checkpoint_file(path, meta, params, arrays)
+    params, arrays = parallel.to_host((params, dict(arrays or {})))
+    if jax.process_count() == 1:
+        write_checkpoint_file(path, meta, params, arrays)
+        return
+    error = None
+    if jax.process_index() == 0:
+        try:
+            write_checkpoint_file(path, meta, params, arrays)
+        except Exception as err:  # raised below, after the others are told
+            error = err
+    written = parallel.process_values(np.int32(error is None))[0]
+    if error is not None:
+        raise error
+    if not written:
+        raise OSError(
+            f"process 0 failed to write the checkpoint {os.fspath(path)!r}; its "
+            "log has the error"
+        )
 
 
 def read(path) -> tuple[dict, dict]:
     """Raw ``(meta, payload)`` of a checkpoint file, with a version check."""
     return read_checkpoint_file(path)
+
+
+def resume_point(path) -> tuple[dict, dict] | None:
+    """The checkpoint a run resumes from, ``(meta, payload)``, or ``None``.
+
+    Every process reads ``path`` (``None`` where it does not exist). In a
+    multi-process run the processes then compare (a collective) whether they
+    found it and a CRC-32 of its bytes, so they all resume from the same state
+    or all start afresh; processes that disagree, e.g. because the output
+    directory is local to each host, would otherwise deadlock or mix states.
+
+    Args:
+        path: the checkpoint file (``checkpoint.msgpack``,
+            ``ensemble_checkpoint.msgpack``).
+
+    Returns:
+        ``(meta, payload)`` as :func:`read` gives, or ``None``.
+
+    Raises:
+        ConfigError: an unreadable file, or processes that see different
+            files.
+
+    Example:
+        >>> resume_point("/nonexistent/checkpoint.msgpack") is None
+        True
+    """
+    path = os.fspath(path)
+    data = None
+    if os.path.exists(path):
+        with open(path, "rb") as fh:
+            data = fh.read()
+    if jax.process_count() > 1:
+        mine = [data is not None, 0 if data is None else zlib.crc32(data) >> 1]
+        seen = parallel.process_values(np.asarray(mine, np.int32))
+        if not (seen == seen[0]).all():
+            found = [p for p in range(len(seen)) if seen[p, 0]]
+            raise ConfigError(
+                f"the processes of this run see different checkpoints {path!r} "
+                f"(present on processes {found} of {len(seen)}, CRC-32/2 "
+                f"{seen[:, 1].tolist()}); put the output directory on a file "
+                "system that every host shares"
+            )
+    return None if data is None else checkpoint_from_bytes(data, path)
 
 
 def restore(target, state_dict):

@@ -199,7 +199,10 @@ def train(
             batch is split over its devices, parameters are replicated, and the
             results equal single-device training up to reduction order.
             ``config.batch_size`` must be a multiple of the batch-axis size.
-            ``None``: one device.
+            ``None``: one device. A mesh over the devices of several processes
+            (``jax.distributed``, every process calling ``train`` alike) works
+            the same: process 0 writes the checkpoints, every process resumes
+            from them, so ``out_dir`` must be on a file system all hosts share.
         spec: the model to train (default: :func:`model_spec_from_data`);
             ignored when resuming.
         initial_params: starting parameters, e.g. a pretrained model's
@@ -232,9 +235,11 @@ def train(
             "dtype='float64' needs jax.config.update('jax_enable_x64', True)"
         )
     ckpt_path = os.path.join(out_dir, CHECKPOINT)
-    resumed = resume and os.path.exists(ckpt_path)
+    # the same checkpoint on every process of a multi-host run, or none
+    found = checkpoint.resume_point(ckpt_path) if resume else None
+    resumed = found is not None
     if resumed:
-        meta, payload = checkpoint.read(ckpt_path)
+        meta, payload = found
         if meta["train_config"] != json.loads(json.dumps(to_dict(config))):
             raise ConfigError(
                 f"{ckpt_path} was written with a different training configuration; "
