@@ -15,9 +15,10 @@ Band structures along seekpath's standard path are in :mod:`.bands`, the
 (projected) density of states by Gaussian smearing in :mod:`.dos`, and thermal
 properties (free energy, entropy, heat capacity, phonopy's formulas) in
 :mod:`.thermal`; group velocities from the autodiff ``∂D/∂q`` in
-:mod:`.velocities`. Third-order force constants by nested autodiff are in
-:mod:`.third_order`, and three-phonon linewidths and the RTA thermal
-conductivity in :mod:`.conductivity`.
+:mod:`.velocities`; q-point meshes and their symmetry in :mod:`.qmesh`.
+Third-order force constants by nested autodiff are in :mod:`.third_order`,
+three-phonon interaction strengths and linewidths in :mod:`.interaction`, and
+the thermal conductivity (RTA and direct LBTE) in :mod:`.conductivity`.
 
 Float64 is required (raises :class:`~mldiff.errors.PrecisionError` otherwise).
 
@@ -52,8 +53,10 @@ from mldiff.phonons import (
     elastic,
     force_constants,
     gruneisen,
+    interaction,
     output,
     qha,
+    qmesh,
     thermal,
     third_order,
     velocities,
@@ -79,6 +82,8 @@ __all__ = [
     "qha",
     "output",
     "third_order",
+    "qmesh",
+    "interaction",
     "conductivity",
 ]
 

@@ -31,7 +31,7 @@ from jaxtyping import ArrayLike, Float
 
 from mldiff.errors import ConfigError
 from mldiff.phonons import dynamical_matrix
-from mldiff.phonons.thermal import regular_mesh
+from mldiff.phonons.qmesh import regular_mesh
 
 __all__ = ["frequency_points", "total_dos", "projected_dos", "mesh_dos"]
 
@@ -119,7 +119,7 @@ def mesh_dos(
     Args:
         phonons: from :func:`mldiff.phonons.run`.
         mesh: ``(N1, N2, N3)``, sampled as phonopy's ``run_mesh``
-            (:func:`~mldiff.phonons.thermal.regular_mesh`).
+            (:func:`~mldiff.phonons.qmesh.regular_mesh`).
         sigma_thz: Gaussian width σ, THz.
         points_thz: ``[f]`` frequency points, THz; default
             :func:`frequency_points`.

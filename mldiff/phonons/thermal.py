@@ -5,7 +5,9 @@ averaged over the mesh (weights ``w_q``, sum ``W``), per primitive cell:
 
 * Helmholtz free energy ``F = (1/W) Σ w_q [ε/2 + k_B T ln(1 − e^{−x})]``, kJ/mol;
 * entropy ``S = (1/W) Σ w_q k_B [x e^{−x}/(1 − e^{−x}) − ln(1 − e^{−x})]``, J/K/mol;
-* heat capacity ``C_V = (1/W) Σ w_q k_B x² e^{−x}/(1 − e^{−x})²``, J/K/mol.
+* heat capacity ``C_V = (1/W) Σ w_q k_B x² e^{−x}/(1 − e^{−x})²``, J/K/mol
+  (the mode heat capacities of :func:`mode_heat_capacity`, shared with the
+  thermal conductivity).
 
 These are phonopy's ``ThermalProperties`` (``mol`` = mole of primitive cells, as
 phonopy reports "per unit cell"), with phonopy's constants. At ``T = 0``, ``F`` is
@@ -37,39 +39,43 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from mldiff.errors import ConfigError
-from mldiff.phonons import _units, dynamical_matrix
+from mldiff.phonons import _units, dynamical_matrix, qmesh
 
-__all__ = ["regular_mesh", "thermal_properties", "mesh_thermal_properties"]
+__all__ = ["mode_heat_capacity", "thermal_properties", "mesh_thermal_properties"]
 
 
-def regular_mesh(mesh, *, gamma_center: bool = False) -> np.ndarray:
-    """Regular q-point mesh as phonopy's ``run_mesh`` makes it (no symmetry).
+def mode_heat_capacity(frequencies_thz, temperatures_k):
+    """Heat capacity of harmonic modes, ``C = k_B x² eˣ/(eˣ − 1)²``, eV/K.
 
-    ``q_i = (n_i + s_i / 2) / N_i`` with ``s_i = 1`` for even ``N_i`` unless
-    ``gamma_center`` (Monkhorst–Pack, phonopy's default), else ``s_i = 0``.
+    ``x = hν / k_B T``; the Einstein function, the derivative of a mode's
+    mean energy with respect to ``T``. It tends to ``k_B`` for ``x → 0`` and
+    vanishes exponentially for ``x ≫ 1``. Modes with ``ν ≤ 0`` and
+    temperatures ``T ≤ 0`` give 0 (with finite derivatives).
 
     Args:
-        mesh: three positive integers ``(N1, N2, N3)``.
-        gamma_center: always include Γ (phonopy's ``is_gamma_center``).
+        frequencies_thz: frequencies, THz (any shape).
+        temperatures_k: temperatures, K, broadcastable against
+            ``frequencies_thz``.
 
     Returns:
-        ``[N1·N2·N3, 3]`` q-points, reduced coordinates in ``(−1/2, 1/2]``; Γ
-        first when it belongs to the mesh.
+        The broadcast shape, eV/K per mode.
 
     Example:
-        >>> regular_mesh([2, 1, 1]).tolist()
-        [[0.25, 0.0, 0.0], [-0.25, 0.0, 0.0]]
-        >>> regular_mesh([2, 1, 1], gamma_center=True).tolist()
-        [[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]
+        >>> import jax.numpy as jnp
+        >>> from mldiff.phonons import _units
+        >>> c = mode_heat_capacity(jnp.array([1e-3, 5.0]), jnp.array(300.0))
+        >>> [round(float(x / _units.KB_EV_K), 4) for x in c]
+        [1.0, 0.9483]
     """
-    m = np.asarray(mesh, dtype=int).reshape(-1)
-    if m.shape != (3,) or np.any(m < 1):
-        raise ConfigError(f"mesh must be three positive integers, got {mesh!r}")
-    shift = np.where((m % 2 == 0) & (not gamma_center), 0.5, 0.0)
-    axes = [(np.arange(k) + s) / k for k, s in zip(m, shift, strict=True)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    return grid - (grid > 0.5)  # fold into (−1/2, 1/2]
+    f = jnp.asarray(frequencies_thz)
+    t = jnp.asarray(temperatures_k, f.dtype)
+    ok = (f > 0) & (t > 0)
+    x = (
+        jnp.where(ok, f, 1.0)
+        * _units.THZ_TO_EV
+        / (_units.KB_EV_K * jnp.where(ok, t, 1.0))
+    )
+    return jnp.where(ok, _units.KB_EV_K * x**2 * jnp.exp(-x) / jnp.expm1(-x) ** 2, 0.0)
 
 
 def thermal_properties(
@@ -111,7 +117,8 @@ def thermal_properties(
     zpe = jnp.sum(wm * e / 2)
     fe = zpe + jnp.sum(wm * kt * jnp.log(om), axis=(1, 2))
     entropy = jnp.sum(wm * kb * (x * em / om - jnp.log(om)), axis=(1, 2))
-    cv = jnp.sum(wm * kb * x**2 * em / om**2, axis=(1, 2))
+    c_mode = mode_heat_capacity(jnp.where(include, f, 1.0), temps[:, None, None])
+    cv = jnp.sum(wm * c_mode, axis=(1, 2))
     fe = jnp.where(hot, fe, zpe)
     entropy = jnp.where(hot, entropy, 0.0)
     cv = jnp.where(hot, cv, 0.0)
@@ -135,14 +142,15 @@ def mesh_thermal_properties(
     Args:
         phonons: from :func:`mldiff.phonons.run`.
         mesh: ``(N1, N2, N3)`` mesh of the primitive reciprocal lattice, sampled
-            as phonopy's ``run_mesh`` (see :func:`regular_mesh`).
+            as phonopy's ``run_mesh``
+            (:func:`~mldiff.phonons.qmesh.regular_mesh`).
         temperatures: ``[t]`` temperatures, K.
         gamma_center: Γ-centred instead of Monkhorst–Pack for even ``N_i``.
 
     Returns:
         The dictionary of :func:`thermal_properties`, plus ``"mesh"``.
     """
-    q = regular_mesh(mesh, gamma_center=gamma_center)
+    q = qmesh.regular_mesh(mesh, gamma_center=gamma_center)
     f = dynamical_matrix.frequencies_at(
         phonons.force_constants, phonons.masses, phonons.images, q
     )

@@ -13,6 +13,15 @@ elements of ``∂D/∂q_α`` in that basis. Modes at or below ``cutoff_thz`` (th
 acoustic modes at Γ) get zero velocity. phonopy additionally averages over the
 little group of q; at generic q the two agree exactly.
 
+:func:`group_velocities_at` is a JAX function of the force constants (jit,
+vmap and grad pass through it): eigenvectors are differentiated with a
+degeneracy-safe rule (:func:`~mldiff.phonons._linalg.safe_eigh`, derivative
+terms between modes closer than ``degeneracy_thz`` dropped), which gives the
+exact derivative of quantities invariant under rotations within degenerate
+subspaces and finite values elsewhere. :func:`safe_modes_at` gives the
+frequencies and eigenvectors under the same rule, for the three-phonon
+interaction (:mod:`.conductivity`).
+
 References:
     phonopy 4.10 ``phonon/group_velocity.py`` (degenerate treatment, units).
 
@@ -32,11 +41,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff.phonons import _linalg
 from mldiff.phonons import dynamical_matrix as _dm
 
-__all__ = ["derivatives_at", "group_velocities", "degenerate_sets"]
+__all__ = [
+    "derivatives_at",
+    "safe_modes_at",
+    "group_velocities_at",
+    "group_velocities",
+    "degenerate_sets",
+    "degenerate_mask",
+]
 
 PERTURBATION = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)  # phonopy's direction
+DEFAULT_DEGENERACY_THZ = 1e-4  # phonopy's degenerate_sets tolerance
+
+
+def _dynamical_matrix_and_derivative(fc, masses, images, lattice, q_cart):
+    """``D(q)`` ``[m, m]`` and ``∂D/∂q`` ``[3, m, m]`` at Cartesian ``q`` (1/Å)."""
+
+    def d_of(x):
+        return _dm.dynamical_matrix(fc, masses, lattice @ x, images)
+
+    return d_of(q_cart), jnp.moveaxis(jax.jacfwd(d_of)(q_cart), -1, 0)
 
 
 @jax.jit
@@ -62,13 +89,9 @@ def derivatives_at(force_constants, masses, images, lattice, qpoints):
     q_cart = jnp.linalg.solve(lat, q_red.T).T  # q_red = L q_cart
 
     def one(qc):
-        def d_of(x):
-            return _dm.dynamical_matrix(fc, m, lat @ x, images)
-
-        dyn = d_of(qc)
-        ddyn = jax.jacfwd(d_of)(qc)  # [m, m, 3]
+        dyn, dd = _dynamical_matrix_and_derivative(fc, m, images, lat, qc)
         f, e = _dm.eigensystem(dyn)
-        return f, e, jnp.moveaxis(ddyn, -1, 0)
+        return f, e, dd
 
     return jax.vmap(one)(q_cart)
 
@@ -89,8 +112,140 @@ def degenerate_sets(frequencies, tol: float = 1e-4) -> list[list[int]]:
     return groups
 
 
+def degenerate_mask(frequencies_thz, degeneracy_thz: float = DEFAULT_DEGENERACY_THZ):
+    """``[m, m]`` float: 1 where two frequencies lie within ``degeneracy_thz``.
+
+    The JAX counterpart of :func:`degenerate_sets`, for averaging over
+    degenerate modes inside jit (``x @ mask / mask.sum(0)``); no gradient
+    flows through the frequencies.
+
+    Args:
+        frequencies_thz: ``[m]`` frequencies, THz.
+        degeneracy_thz: tolerance, THz.
+
+    Returns:
+        ``[m, m]`` of zeros and ones, the frequencies' dtype.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> degenerate_mask(jnp.array([1.5, 2.1, 2.1])).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+    """
+    f = jax.lax.stop_gradient(frequencies_thz)
+    return (jnp.abs(f[:, None] - f[None, :]) < degeneracy_thz).astype(f.dtype)
+
+
+def _eig_tol(degeneracy_thz):
+    """Eigenvalue gap (eV/(Å² amu)) that matches a frequency gap near 1 THz."""
+    return 2.0 * degeneracy_thz / _dm.THZ_PER_SQRT_EV_A2_AMU**2
+
+
+def safe_modes_at(
+    force_constants,
+    masses,
+    images,
+    qpoints,
+    *,
+    degeneracy_thz: float = DEFAULT_DEGENERACY_THZ,
+):
+    """Frequencies and eigenvectors at q-points, differentiable at degeneracies.
+
+    The values of :func:`~mldiff.phonons.dynamical_matrix.modes_at`; the
+    derivative drops the terms between modes closer than ``degeneracy_thz``
+    (see the module docstring).
+
+    Args:
+        force_constants: ``[n, 3, n, 3]`` supercell force constants, eV/Å².
+        masses: ``[n]`` supercell masses, amu.
+        images: :class:`~mldiff.phonons.dynamical_matrix.Images`.
+        qpoints: ``[k, 3]`` reduced coordinates of the primitive reciprocal
+            lattice.
+        degeneracy_thz: frequency gap below which modes count as degenerate.
+
+    Returns:
+        ``(frequencies [k, m] THz, eigenvectors [k, m, m] as columns)``.
+    """
+    tol = _eig_tol(degeneracy_thz)
+
+    def one(q):
+        w2, e = _linalg.safe_eigh(
+            _dm.dynamical_matrix(force_constants, masses, q, images), tol
+        )
+        return _dm.to_thz(w2), e
+
+    return jax.vmap(one)(qpoints)
+
+
+def group_velocities_at(
+    force_constants,
+    masses,
+    images,
+    lattice,
+    qpoints,
+    *,
+    degeneracy_thz: float = DEFAULT_DEGENERACY_THZ,
+    cutoff_thz: float = 1e-4,
+):
+    """Frequencies and group velocities at q-points, a JAX function of the fc.
+
+    Args:
+        force_constants: ``[n, 3, n, 3]`` supercell force constants, eV/Å².
+        masses: ``[n]`` supercell masses, amu.
+        images: :class:`~mldiff.phonons.dynamical_matrix.Images`.
+        lattice: ``[3, 3]`` primitive lattice (rows), Å.
+        qpoints: ``[k, 3]`` reduced coordinates of the primitive reciprocal
+            lattice.
+        degeneracy_thz: frequencies closer than this are treated as degenerate.
+        cutoff_thz: modes at or below this frequency get zero velocity, THz.
+
+    Returns:
+        ``(frequencies [k, m] THz, velocities [k, m, 3] THz·Å)``, velocities
+        Cartesian (×100 for m/s).
+    """
+    fc2 = force_constants
+    tol = _eig_tol(degeneracy_thz)
+    c2 = _dm.THZ_PER_SQRT_EV_A2_AMU**2
+    lat = jnp.asarray(lattice, fc2.dtype)
+    n_hat = jnp.asarray(PERTURBATION, fc2.dtype)
+
+    def one(q_red):
+        q_cart = jnp.linalg.solve(lat, q_red)
+        dyn, dd = _dynamical_matrix_and_derivative(fc2, masses, images, lat, q_cart)
+        w2, e = _linalg.safe_eigh(dyn, tol)
+        f = _dm.to_thz(w2)
+        same = degenerate_mask(f, degeneracy_thz)
+        m = jnp.conj(e.T) @ jnp.einsum("a,aij->ij", n_hat, dd) @ e
+        m = m * same
+        # rotate each degenerate block (consecutive frequencies) on its own:
+        # the blocks' eigenvalues are pushed apart by multiples of `big`
+        block = jnp.cumsum(
+            jnp.concatenate([jnp.zeros(1), jnp.diff(jax.lax.stop_gradient(f))])
+            >= degeneracy_thz
+        )
+        big = 1.0 + 4.0 * jax.lax.stop_gradient(jnp.abs(m).max())
+        _, rot = _linalg.safe_eigh(
+            m + jnp.diag(block * big).astype(m.dtype), 1e-12 * big
+        )
+        e = e @ rot
+        v = jnp.real(jnp.einsum("im,aij,jm->ma", jnp.conj(e), dd, e))
+        ok = f > cutoff_thz
+        scale = jnp.where(ok, c2 / (2 * jnp.where(ok, f, 1.0)), 0.0)
+        return f, v * scale[:, None]
+
+    return jax.vmap(one)(jnp.asarray(qpoints, fc2.dtype))
+
+
+_group_velocities_jit = jax.jit(
+    group_velocities_at, static_argnames=("degeneracy_thz", "cutoff_thz")
+)
+
+
 def group_velocities(
-    phonons, qpoints, *, degeneracy_thz: float = 1e-4, cutoff_thz: float = 1e-4
+    phonons,
+    qpoints,
+    *,
+    degeneracy_thz: float = DEFAULT_DEGENERACY_THZ,
+    cutoff_thz: float = 1e-4,
 ) -> np.ndarray:
     """Group velocities ``∂f/∂q`` of every mode at q-points.
 
@@ -104,24 +259,13 @@ def group_velocities(
     Returns:
         ``[k, 3p, 3]`` Cartesian group velocities, THz·Å (×100 for m/s).
     """
-    freqs, vecs, dd = derivatives_at(
+    _, v = _group_velocities_jit(
         phonons.force_constants,
         phonons.masses,
         phonons.images,
         phonons.primitive.cell,
         np.asarray(qpoints, np.float64).reshape(-1, 3),
+        degeneracy_thz=float(degeneracy_thz),
+        cutoff_thz=float(cutoff_thz),
     )
-    freqs, vecs, dd = np.asarray(freqs), np.asarray(vecs), np.asarray(dd)
-    c2 = _dm.THZ_PER_SQRT_EV_A2_AMU**2
-    out = np.zeros(freqs.shape + (3,))
-    for k in range(len(freqs)):
-        d_dir = np.einsum("a,aij->ij", PERTURBATION, dd[k])
-        for deg in degenerate_sets(freqs[k], degeneracy_thz):
-            e = vecs[k][:, deg]
-            _, rot = np.linalg.eigh(e.conj().T @ d_dir @ e)
-            e = e @ rot
-            out[k, deg] = np.einsum("im,aij,jm->ma", e.conj(), dd[k], e).real
-        f = freqs[k]
-        scale = np.where(f > cutoff_thz, c2 / (2 * np.where(f > cutoff_thz, f, 1)), 0)
-        out[k] *= scale[:, None]
-    return out
+    return np.asarray(v)

@@ -16,7 +16,7 @@ from phonopy_reference import A_SI, graph_for, phonopy_object, structure_of
 from scipy.spatial.transform import Rotation
 
 from mldiff import phonons
-from mldiff.phonons import bands, dos, thermal
+from mldiff.phonons import bands, dos, qmesh, thermal
 from mldiff.phonons import force_constants as fcm
 from mldiff.structure import Structure
 
@@ -151,6 +151,32 @@ def test_heat_capacity_limits():
     assert float(tp["entropy_j_k_mol"][0]) == 0.0
 
 
+def test_mode_heat_capacity_is_the_einstein_function_and_safe_at_zero():
+    # reference: analytic Einstein function k_B x² eˣ/(eˣ − 1)² (NumPy), and
+    # finite differences of the mean energy ħω(n + 1/2) in T
+    kb, h = 8.617338256808316e-05, 4.13566733e-03  # eV/K, eV per THz (phonopy)
+    f = np.array([0.5, 3.0, 12.0])
+    t = np.array([[10.0], [300.0], [2000.0]])
+    x = h * f / (kb * t)
+    np.testing.assert_allclose(
+        thermal.mode_heat_capacity(f, t),
+        kb * x**2 * np.exp(x) / np.expm1(x) ** 2,
+        rtol=1e-12,
+    )
+
+    def energy(temp):
+        return h * f * (1 / np.expm1(h * f / (kb * temp)) + 0.5)
+
+    dt = 1e-3
+    fd = (energy(300.0 + dt) - energy(300.0 - dt)) / (2 * dt)
+    np.testing.assert_allclose(thermal.mode_heat_capacity(f, 300.0), fd, rtol=1e-7)
+    # no heat capacity (and a finite gradient) at ν ≤ 0 or T = 0
+    c = thermal.mode_heat_capacity(np.array([0.0, -1.0, 5.0]), np.array([9, 9, 0.0]))
+    np.testing.assert_array_equal(c, 0.0)
+    g = jax.grad(lambda v: thermal.mode_heat_capacity(v, 0.0))(1.0)
+    assert np.isfinite(g) and g == 0.0
+
+
 def test_dos_equals_phonopy_smearing_and_counts_modes(cu_4x4x4):
     # reference: phonopy run_total_dos / run_projected_dos with Gaussian smearing
     # (no tetrahedra) on the same mesh; ∫ g df = 3p modes (analytic)
@@ -167,6 +193,6 @@ def test_dos_equals_phonopy_smearing_and_counts_modes(cu_4x4x4):
     np.testing.assert_allclose(res["states"], ref["total_dos"], atol=1e-9)
     np.testing.assert_allclose(res["projected"], ref_p["projected_dos"], atol=1e-9)
     wide = np.linspace(-2.0, 12.0, 4001)
-    freqs = phonons.frequencies(ours, thermal.regular_mesh([6, 6, 6]))
+    freqs = phonons.frequencies(ours, qmesh.regular_mesh([6, 6, 6]))
     g = dos.total_dos(freqs, wide, sigma_thz=0.15)
     assert abs(np.trapezoid(np.asarray(g), wide) - 3 * len(ours.primitive)) < 1e-6

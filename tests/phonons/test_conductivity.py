@@ -19,7 +19,7 @@ from phonopy_reference import A_CU, A_SI, FCC_PRIMITIVE
 
 from mldiff import phonons, potentials
 from mldiff.errors import ConfigError
-from mldiff.phonons import conductivity, third_order
+from mldiff.phonons import conductivity, interaction, qmesh, third_order
 from mldiff.structure import Structure
 
 SIGMA = 0.1  # THz
@@ -134,6 +134,25 @@ def test_bad_inputs_are_clear_errors(si2):
         conductivity.run(ph, fc3[:4, :, :4, :, :4], [3, 3, 3], [300.0])
     with pytest.raises(ConfigError, match="mesh"):
         conductivity.run(ph, fc3, [3, 3], [300.0])
+    with pytest.raises(ConfigError, match="sigma_thz must be > 0"):
+        conductivity.run(ph, fc3, [3, 3, 3], [300.0], sigma_thz=0.0)
+
+
+def test_settings_are_checked_and_hashable():
+    # settings are a static jit argument: equal settings, equal hash
+    a = conductivity.ConductivitySettings(sigma_thz=0.2, batch_size=64)
+    assert a == conductivity.ConductivitySettings(sigma_thz=0.2, batch_size=64)
+    assert hash(a) == hash(
+        conductivity.ConductivitySettings(sigma_thz=0.2, batch_size=64)
+    )
+    for bad, match in [
+        ({"sigma_thz": -0.1}, "sigma_thz must be > 0"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"degeneracy_thz": 0.0}, "degeneracy_thz must be > 0"),
+        ({"pinv_cutoff": -1.0}, "pinv_cutoff must be >= 0"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            conductivity.ConductivitySettings(**bad)
 
 
 @pytest.mark.slow
@@ -158,8 +177,8 @@ def test_gradient_of_kappa_wrt_sw_lambda_equals_finite_difference(solver):
     pot = potentials.get("sw")
     ph0 = phonons.run(si, pot, None, [2, 2, 2])
     p0 = pot.init(None, ph0.supercell)
-    grid = conductivity.mesh(ph0.primitive, [4, 4, 4])
-    trip = conductivity.triplets(
+    grid = qmesh.mesh(ph0.primitive, [4, 4, 4])
+    trip = interaction.triplets(
         third_order.third_order(pot, p0, ph0.supercell), ph0.images
     )
 
@@ -176,7 +195,7 @@ def test_gradient_of_kappa_wrt_sw_lambda_equals_finite_difference(solver):
             grid,
             trip,
             [300.0],
-            1.0,
+            conductivity.ConductivitySettings(sigma_thz=1.0),
         )
         return jnp.trace(r.kappa[0]) / 3
 
@@ -188,30 +207,6 @@ def test_gradient_of_kappa_wrt_sw_lambda_equals_finite_difference(solver):
     # O(h²) truncation
     np.testing.assert_allclose(grad, fd, rtol=1e-4)
     assert abs(float(grad)) > 1.0  # κ does depend on λ
-
-
-def test_safe_eigh_differentiates_under_jit_and_vmap_with_a_traced_tolerance():
-    # reference: Hellmann–Feynman, d w_k / dt = v_kᵀ A₁ v_k (analytic). The
-    # tolerance is traced (scaled by the matrix, as in the group velocities),
-    # and the function is vmapped and jitted inside the gradient, as when a
-    # jitted κ is differentiated.
-    rng = np.random.default_rng(3)
-    a0 = rng.normal(size=(4, 4))
-    a0 = a0 + a0.T
-    a1 = rng.normal(size=(4, 4))
-    a1 = a1 + a1.T
-
-    def lowest(t, scale):
-        a = jnp.asarray(a0) * scale + t * jnp.asarray(a1)
-        w, _ = conductivity.safe_eigh(a, 1e-9 * jnp.abs(a).max())
-        return w[0]
-
-    def batch(t):  # two copies of the matrix: the tolerance is a BatchTracer
-        return jnp.mean(jax.vmap(lowest, (None, 0))(t, jnp.ones(2)))
-
-    grad = jax.grad(jax.jit(batch))(0.0)
-    w, v = np.linalg.eigh(a0)
-    np.testing.assert_allclose(grad, v[:, 0] @ a1 @ v[:, 0], rtol=1e-10)
 
 
 def phono3py_on(ph, atoms, supercell, primitive, fc3):
@@ -262,28 +257,6 @@ def test_lbte_symmetry_expansion_equals_rows_computed_everywhere(si2_lbte):
     np.testing.assert_allclose(kf, k, rtol=1e-10, atol=1e-10 * np.abs(k).max())
 
 
-def test_pinv_solve_value_and_derivative_with_degenerate_eigenvalues():
-    # reference: NumPy's pseudo-inverse; finite differences of the function
-    # (check_grads) at fixed rank. Eigenvalues 2, 2, 2, 1, 0, 0: eigh's own
-    # derivative is undefined here.
-    from jax.test_util import check_grads
-
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
-    a = q @ np.diag([2.0, 2.0, 2.0, 1.0, 0.0, 0.0]) @ q.T
-    b = rng.normal(size=(6, 3))
-    y = conductivity.pinv_solve(jnp.asarray(a), jnp.asarray(b), 1e-3)
-    np.testing.assert_allclose(y, np.linalg.pinv(a, rcond=1e-6) @ b, atol=1e-12)
-    # the null directions stay dropped for perturbations below the cutoff
-    check_grads(
-        lambda m, r: conductivity.pinv_solve(m, r, 1e-3),
-        (jnp.asarray(a), jnp.asarray(b)),
-        order=1,
-        modes=("fwd", "rev"),
-        eps=1e-6,
-    )
-
-
 def test_lbte_bad_inputs_are_clear_errors(si2):
     ph, fc3, _, _, _ = si2
     with pytest.raises(ConfigError, match="method"):
@@ -292,6 +265,6 @@ def test_lbte_bad_inputs_are_clear_errors(si2):
         conductivity.run(ph, fc3, [30, 30, 30], [300.0], method="lbte")
     # a mesh that breaks the cubic symmetry: the RTA's mesh is fine, the LBTE
     # cannot rotate its rows and says so
-    assert conductivity.mesh(ph.primitive, [3, 3, 4]).rotation_map is None
+    assert qmesh.mesh(ph.primitive, [3, 3, 4]).rotation_map is None
     with pytest.raises(ConfigError, match="breaks the crystal's symmetry"):
         conductivity.run(ph, fc3, [3, 3, 4], [300.0], method="lbte")
