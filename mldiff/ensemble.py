@@ -75,7 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mldiff import neighbors, quantities
-from mldiff.errors import ConfigError
+from mldiff.errors import ConfigError, TrainingDivergedError
 from mldiff.phonons import Phonons, dynamical_matrix
 from mldiff.phonons import force_constants as _fc
 from mldiff.potentials import Potential, check_species
@@ -741,6 +741,17 @@ def train_ensemble(
             sum(w * mt.get(key, 0.0) ** 2 for key, w in val_loss_weights.items())
             for mt in metrics
         ]
+        if not (np.isfinite(total).all() and np.isfinite(val_loss).all()):
+            bad = sorted(
+                set(np.flatnonzero(~np.isfinite(total)).tolist())
+                | set(np.flatnonzero(~np.isfinite(val_loss)).tolist())
+            )
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch} for member(s) {bad} (loss "
+                f"{(total / max(count, 1)).tolist()}); lower learning_rate (now "
+                f"{config.learning_rate:g}) or check the labels for outliers; the "
+                f"last good state (epoch {epoch - 1}) stays in {out_dir}"
+            )
         record = {
             "epoch": epoch,
             "train_loss": (total / max(count, 1)).tolist(),

@@ -11,6 +11,7 @@ __all__ = [
     "NeighborListOverflowError",
     "PrecisionError",
     "ConfigError",
+    "TrainingDivergedError",
 ]
 
 
@@ -40,3 +41,7 @@ class PrecisionError(MldiffError):
 
 class ConfigError(MldiffError):
     """A configuration value or name is not recognised."""
+
+
+class TrainingDivergedError(MldiffError):
+    """The training loss became NaN or infinite; the last good state is kept."""
