@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from mldiff.errors import MldiffError, PrecisionError
+from mldiff.errors import CompositionError, MldiffError, PrecisionError
 
 __all__ = [
     "PROPERTIES",
@@ -90,10 +90,6 @@ PROPERTIES = {
 STATISTICS = ("mean", "mad", "min", "max", "range")
 
 _STOICHIOMETRY = ("stoichiometry_l2", "stoichiometry_l3")
-
-
-class CompositionError(MldiffError):
-    """A formula cannot be parsed or holds an element outside H … Lr."""
 
 
 def _valence_counts(electronic_structure: str) -> dict[str, float]:

@@ -2,6 +2,8 @@
 
 Every error says what is wrong, the value received, and how to fix it. All derive
 from :class:`MldiffError`, itself a ``ValueError``, so callers can catch broadly.
+Every error class of the package is defined here; the modules that raise one
+re-export it (``mldiff.stability.StabilityError is mldiff.errors.StabilityError``).
 """
 
 __all__ = [
@@ -12,6 +14,12 @@ __all__ = [
     "PrecisionError",
     "ConfigError",
     "TrainingDivergedError",
+    "DataError",
+    "CompositionError",
+    "StabilityError",
+    "ScreeningError",
+    "RecommenderError",
+    "OracleError",
 ]
 
 
@@ -45,3 +53,32 @@ class ConfigError(MldiffError):
 
 class TrainingDivergedError(MldiffError):
     """The training loss became NaN or infinite; the last good state is kept."""
+
+
+class DataError(MldiffError):
+    """A data file or labeled structure is missing, incomplete or inconsistent.
+
+    Raised for a missing file, a missing label key, a per-atom array of the
+    wrong length, a non-finite label or a bad split/batching request, by
+    :mod:`mldiff.io` and :mod:`mldiff.data` (both re-export it).
+    """
+
+
+class CompositionError(MldiffError):
+    """A formula cannot be parsed or holds an element outside H … Lr."""
+
+
+class StabilityError(MldiffError):
+    """Bad input to a stability estimate: missing columns, NaN energies, ..."""
+
+
+class ScreeningError(MldiffError):
+    """A screening produced a value that cannot be trusted (e.g. non-finite)."""
+
+
+class RecommenderError(MldiffError):
+    """A materials × properties matrix or a recommender request is invalid."""
+
+
+class OracleError(MldiffError):
+    """The oracle failed on every structure of a round: it is broken, not the data."""

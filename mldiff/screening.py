@@ -60,7 +60,7 @@ from mldiff import md, parallel
 from mldiff import phonons as _phonons
 from mldiff._config import check_types
 from mldiff.data import batching
-from mldiff.errors import ConfigError, MldiffError
+from mldiff.errors import ConfigError, ScreeningError
 from mldiff.io.labeled import LabeledStructure
 from mldiff.structure import Structure
 from mldiff.training import checkpoint, losses
@@ -78,10 +78,6 @@ __all__ = [
 MANIFEST = "manifest.json"
 _FORMAT = 1
 _DEFAULT_QPOINTS = ((0.0, 0.0, 0.0), (0.5, 0.0, 0.0), (0.5, 0.5, 0.0), (0.5, 0.5, 0.5))
-
-
-class ScreeningError(MldiffError):
-    """A screening produced a value that cannot be trusted (e.g. non-finite)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -62,7 +62,7 @@ from jaxtyping import Array, Float
 
 from mldiff import descriptors, gp
 from mldiff._typing import ArrayLike
-from mldiff.errors import MldiffError
+from mldiff.errors import StabilityError
 
 __all__ = [
     "StabilityError",
@@ -79,10 +79,6 @@ UNCERTAINTY_COLUMN = "uncertainty_ev_per_atom"
 # Formation energies of known compounds lie within about -4.5 (fluorides) and
 # a few eV/atom; beyond ±10 eV/atom a value is in the wrong unit or a total.
 MAX_FORMATION_ENERGY = 10.0
-
-
-class StabilityError(MldiffError):
-    """Bad input to a stability estimate: missing columns, NaN energies, ..."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -92,3 +92,50 @@ def test_unknown_potential_name():
 
 def test_errors_are_value_errors():
     assert issubclass(MldiffError, ValueError)
+
+
+# error classes still defined outside errors.py: ttsp is being edited in parallel
+# (issue #32 item 4); move TTSPDataError into errors.py and empty this set
+PENDING = {("ttsp/data.py", "TTSPDataError")}
+
+
+def test_every_error_class_is_defined_in_errors_py():
+    import ast
+    import pathlib
+
+    import mldiff
+
+    root = pathlib.Path(mldiff.__file__).parent
+    found = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            bases = [ast.unparse(b) for b in getattr(node, "bases", [])]
+            if isinstance(node, ast.ClassDef) and any(
+                b.endswith(("Error", "Exception")) for b in bases
+            ):
+                found.add((str(path.relative_to(root)), node.name))
+    outside = {f for f in found if f[0] != "errors.py"} - PENDING
+    outside -= {("_config.py", "_Mismatch")}  # private control flow, never raised out
+    assert not outside, f"define these in mldiff/errors.py and re-export: {outside}"
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("mldiff.stability", "StabilityError"),
+        ("mldiff.screening", "ScreeningError"),
+        ("mldiff.descriptors", "CompositionError"),
+        ("mldiff.recommender", "RecommenderError"),
+        ("mldiff.recommender.data", "RecommenderError"),
+        ("mldiff.active.loop", "OracleError"),
+        ("mldiff.io", "DataError"),
+        ("mldiff.data", "DataError"),
+    ],
+)
+def test_old_import_paths_give_the_class_of_errors_py(module, name):
+    import importlib
+
+    from mldiff import errors
+
+    assert getattr(importlib.import_module(module), name) is getattr(errors, name)
+    assert name in errors.__all__

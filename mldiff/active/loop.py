@@ -52,7 +52,7 @@ from mldiff import _compiled, md
 from mldiff._config import check_types, checked_values
 from mldiff.active import acquisition, committee
 from mldiff.active.oracle import label_all
-from mldiff.errors import ConfigError, MldiffError
+from mldiff.errors import ConfigError, MldiffError, OracleError
 from mldiff.io.extxyz import read_extxyz, write_extxyz
 from mldiff.io.labeled import LabeledStructure
 from mldiff.structure import Structure, shortest_distance
@@ -212,10 +212,6 @@ class ActiveConfig:
                 f"unknown active-learning setting(s) {unknown}; known: {sorted(names)}"
             )
         return cls(**checked_values(cls, d))
-
-
-class OracleError(MldiffError):
-    """The oracle failed on every structure of a round: it is broken, not the data."""
 
 
 @dataclasses.dataclass

@@ -31,7 +31,7 @@ from mldiff.data.experimental import (
 from mldiff.data.generate import generate, label, md_sampled, rattled, strained
 from mldiff.data.splits import split, split_items, take
 from mldiff.data.transport import transport_database
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 from mldiff.io.extxyz import read_extxyz, write_extxyz
 from mldiff.io.labeled import LabeledStructure
 

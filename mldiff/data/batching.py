@@ -45,7 +45,7 @@ import numpy as np
 
 from mldiff import neighbors
 from mldiff._cells import _effective_cell
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 from mldiff.io.labeled import LabeledStructure
 from mldiff.neighbors import Graph
 from mldiff.structure import Structure

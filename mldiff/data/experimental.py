@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 
 __all__ = [
     "experimental_formation_enthalpies",

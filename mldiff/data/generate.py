@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 from mldiff.io.extxyz import write_extxyz
 from mldiff.io.labeled import LabeledStructure
 from mldiff.structure import Structure

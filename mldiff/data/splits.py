@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 
 __all__ = ["split", "take", "split_items"]
 

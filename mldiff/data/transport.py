@@ -30,7 +30,7 @@ import functools
 import os
 import tarfile
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 
 __all__ = ["transport_database", "default_transport_path"]
 

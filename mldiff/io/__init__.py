@@ -5,7 +5,7 @@
   energy, forces and stress labels.
 """
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 from mldiff.io.extxyz import read_extxyz, write_extxyz
 from mldiff.io.labeled import LabeledStructure
 

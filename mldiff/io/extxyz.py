@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 from mldiff.io.labeled import LabeledStructure
 
 __all__ = ["read_extxyz", "write_extxyz"]

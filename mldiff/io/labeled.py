@@ -25,8 +25,7 @@ from typing import Any
 import flax.struct
 import numpy as np
 
-from mldiff.errors import StructureError
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError, StructureError
 from mldiff.structure import Structure
 
 __all__ = ["LabeledStructure", "LABELS"]

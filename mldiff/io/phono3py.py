@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from mldiff.io._errors import DataError
+from mldiff.errors import DataError
 
 __all__ = ["write_fc3", "read_fc3", "to_phono3py_layout", "from_phono3py_layout"]
 

@@ -42,7 +42,7 @@ import dataclasses
 import numpy as np
 
 from mldiff.data.transport import transport_database
-from mldiff.errors import MldiffError
+from mldiff.errors import RecommenderError
 
 __all__ = [
     "RecommenderError",
@@ -68,10 +68,6 @@ TRANSPORT_UNITS = {
     "m_n": "mₑ, n-type conductivity effective mass",
     "enthalpy_ev_per_atom": "eV/atom, experimental formation enthalpy",
 }
-
-
-class RecommenderError(MldiffError):
-    """A materials × properties matrix or a recommender request is invalid."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from phono3py.file_IO import read_fc3_from_hdf5, write_fc3_to_hdf5
 
+from mldiff.errors import DataError
 from mldiff.io import phono3py as io3
-from mldiff.io._errors import DataError
 
 
 def random_fc3(n, seed=0):
