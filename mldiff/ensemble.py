@@ -31,7 +31,7 @@ is vmapped; e.g. the clamped-ion elastic tensor from the strain Hessian::
 
     g = neighbors.allocate(structure, pot.cutoff)
     a_fn = lambda p: strain_derivatives(pot.energy)(p, structure, g)[0]  # [6, 6] eV
-    c0 = jax.vmap(a_fn)(stacked_params) / volume * EV_A3_TO_GPA         # [K, 6, 6]
+    c0 = jax.vmap(a_fn)(stacked_params) / volume * units.eV_per_A3_to_GPa  # [K,6,6]
     mean, std = mean_std(c0)
 
 A pipeline with host-side checks (``mldiff.phonons.elastic.run`` raises on
@@ -74,7 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mldiff import neighbors, quantities
+from mldiff import neighbors, quantities, units
 from mldiff.errors import ConfigError, TrainingDivergedError
 from mldiff.phonons import Phonons, dynamical_matrix
 from mldiff.phonons import force_constants as _fc
@@ -883,7 +883,7 @@ def ensemble_phonons(
     _fc.check_float64(structure, "phonons")
     check_species(potential, np.asarray(structure.numbers))
     if masses is None:
-        masses = dynamical_matrix.default_masses(np.asarray(structure.numbers))
+        masses = units.masses_amu(structure.numbers)
     masses = np.asarray(masses, np.float64)
     if masses.shape != (len(structure),):
         raise ConfigError(

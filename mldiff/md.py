@@ -89,6 +89,7 @@ from mldiff._typing import ArrayLike
 from mldiff.errors import ConfigError, NeighborListOverflowError, StructureError
 from mldiff.potentials import Potential, check_species
 from mldiff.structure import Structure
+from mldiff.units import masses_amu  # re-exported as mldiff.md.masses_amu
 
 __all__ = [
     "MDConfig",
@@ -254,24 +255,6 @@ def _config(cls, config, overrides):
 
 # ---------------------------------------------------------------------------
 # kinetic quantities
-
-
-def masses_amu(numbers) -> np.ndarray:
-    """Standard atomic masses by atomic number, from ``ase.data.atomic_masses``.
-
-    Args:
-        numbers: ``[n]`` atomic numbers.
-
-    Returns:
-        ``[n]`` masses, amu.
-
-    Example:
-        >>> float(masses_amu([29])[0])
-        63.546
-    """
-    from ase.data import atomic_masses
-
-    return np.asarray(atomic_masses[np.asarray(numbers)], dtype=np.float64)
 
 
 def kinetic_energy(momenta: ArrayLike, masses: ArrayLike) -> jax.Array:
@@ -497,7 +480,7 @@ def run_md(
         key: PRNG key, needed for Maxwell–Boltzmann momenta and Langevin noise.
         momenta: ``[n, 3]`` initial momenta, amu·Å/(ASE time) (ASE's
             ``atoms.get_momenta()``); default drawn at ``initial_temperature_K``.
-        masses: ``[n]`` masses, amu; default :func:`masses_amu`.
+        masses: ``[n]`` masses, amu; default :func:`mldiff.units.masses_amu`.
         graph: initial neighbor graph; rebuilt for ``structure`` on the host,
             keeping its capacity while the edges fit (a graph that is too small
             grows when it overflows); default allocated here.

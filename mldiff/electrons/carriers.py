@@ -50,7 +50,7 @@ from jaxtyping import Array, ArrayLike, Float, Real
 from mldiff.electrons.fermi_dirac import log_fermi_dirac_half
 from mldiff.electrons.materials import Semiconductor
 from mldiff.errors import ConfigError, PrecisionError
-from mldiff.units import kB
+from mldiff.units import h_J_s, kB, kB_J_K, me_kg
 
 __all__ = [
     "band_gap",
@@ -60,12 +60,8 @@ __all__ = [
     "carrier_concentrations",
 ]
 
-# CODATA 2014 (the set mldiff.units uses)
-_H = 6.626070040e-34  # J s
-_ME = 9.10938356e-31  # kg
-_KB_J = 1.38064852e-23  # J/K
 # 2 (2π m_e k_B / h²)^{3/2} in cm⁻³ K^{-3/2}: N = _NC_COEFF (m* T)^{3/2}
-_NC_COEFF = 2.0 * (2.0 * math.pi * _ME * _KB_J / _H**2) ** 1.5 * 1e-6
+_NC_COEFF = 2.0 * (2.0 * math.pi * me_kg * kB_J_K / h_J_s**2) ** 1.5 * 1e-6
 _BRACKET_EV = 3.0  # E_F is searched in [−3 eV, E_g + 3 eV]
 _BISECTIONS = 100
 

@@ -27,11 +27,11 @@ Example:
     True
 """
 
-
 import numpy as np
 
 from mldiff.errors import ConfigError, StructureError
 from mldiff.io.files import atomic_write
+from mldiff.units import masses_amu
 
 __all__ = [
     "write_force_constants",
@@ -194,15 +194,9 @@ def write_phonopy_params(
             unit cell is primitive).
         masses: ``[len(unitcell)]`` masses, amu; default ASE's.
     """
-    from ase.data import atomic_masses
-
     fc = _check_fc(force_constants)
     numbers = np.asarray(unitcell.numbers)
-    masses = (
-        np.asarray(atomic_masses)[numbers]
-        if masses is None
-        else np.asarray(masses, np.float64)
-    )
+    masses = masses_amu(numbers) if masses is None else np.asarray(masses, np.float64)
     perm = phonopy_order(supercell, unitcell, supercell_matrix)
     fc = fc[perm][:, :, perm]
     n = fc.shape[0]

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mldiff import neighbors
+from mldiff import neighbors, units
 from mldiff.errors import ConfigError
 from mldiff.phonons import (
     bands,
@@ -130,7 +130,7 @@ def run(
         primitive_matrix: ``[3, 3]`` or ``None`` (the unit cell is primitive),
             phonopy's convention (primitive lattice ``Pᵀ L``).
         masses: ``[len(structure)]`` unit-cell masses, amu; default ASE's
-            (:func:`.dynamical_matrix.default_masses`).
+            (:func:`mldiff.units.masses_amu`).
         use_symmetry: differentiate only the rows of symmetry-independent atoms
             (spglib) and rebuild the rest; exact when the structure is symmetric
             to rounding (for one symmetric only within ``symprec``, the result
@@ -157,7 +157,7 @@ def run(
     force_constants.check_float64(structure, "phonons")
     check_species(potential, np.asarray(structure.numbers))
     if masses is None:
-        masses = dynamical_matrix.default_masses(np.asarray(structure.numbers))
+        masses = units.masses_amu(structure.numbers)
     masses = np.asarray(masses, np.float64)
     if masses.shape != (len(structure),):
         raise ConfigError(

@@ -55,9 +55,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mldiff import _config
+from mldiff import _config, units
 from mldiff.errors import ConfigError
-from mldiff.phonons import _linalg, _units, interaction, qmesh, thermal, velocities
+from mldiff.phonons import _linalg, interaction, qmesh, thermal, velocities
 from mldiff.phonons import dynamical_matrix as _dm
 from mldiff.phonons import force_constants as _fc
 
@@ -76,7 +76,7 @@ _THZ = 1e12
 _ANGSTROM = 1e-10
 # C v v / Γ in (eV/K)(THz Å)²/THz per Å³ -> W/(m K); the 2π is τ = 1/(2·2πΓ)
 KAPPA_TO_W_MK = (
-    (_THZ * _ANGSTROM) ** 2 / _ANGSTROM**3 * _units._EV_J / _THZ / (2 * math.pi)
+    (_THZ * _ANGSTROM) ** 2 / _ANGSTROM**3 * units.PHONOPY_EV_J / _THZ / (2 * math.pi)
 )
 
 DEFAULT_PINV_CUTOFF = 1e-8  # phono3py's pinv_cutoff (THz, on |eigenvalue|)
@@ -398,13 +398,13 @@ def kappa_lbte(
         om = om.reshape(size, size)
         om = 0.5 * (om + om.T)
         om = jnp.where(live[:, None] & live[None, :], om, 0.0)
-        y = f_safe * _units.THZ_TO_EV / (2 * _units.KB_EV_K * t)
+        y = f_safe * units.PHONOPY_THZ_TO_EV / (2 * units.PHONOPY_KB_EV_K * t)
         factor = jnp.where(dead, 0.0, 2 * y / (4 * t * jnp.sinh(y)))  # ħω/(4k_BT² sh)
         x = (v_all * factor[..., None]).reshape(-1, 3)
         sol = _linalg.pinv_solve(om, x, settings.pinv_cutoff)
         xy = jnp.einsum("na,nb->nab", x, sol).reshape(n_mesh, n_band, 3, 3)
         xy = jnp.einsum("rab,gmbc,rdc->gmad", rot_k, xy, rot_k) / rot_k.shape[0]
-        mode = (xy + jnp.swapaxes(xy, -1, -2)) * (_units.KB_EV_K * t**2 * conv)
+        mode = (xy + jnp.swapaxes(xy, -1, -2)) * (units.PHONOPY_KB_EV_K * t**2 * conv)
         return jax.ops.segment_sum(mode, star, num_segments=len(grid.irreducible))
 
     mode_kappa = jax.lax.map(

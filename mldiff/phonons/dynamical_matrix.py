@@ -54,12 +54,11 @@ import numpy as np
 from jaxtyping import Array, Complex, Float
 
 from mldiff import structure as _structure
+from mldiff import units
 from mldiff.errors import StructureError
-from mldiff.phonons import _units
 from mldiff.structure import Structure
 
 __all__ = [
-    "THZ_PER_SQRT_EV_A2_AMU",
     "Images",
     "supercell",
     "primitive",
@@ -72,12 +71,7 @@ __all__ = [
     "phonon_frequencies",
     "modes_at",
     "frequencies_at",
-    "default_masses",
 ]
-
-# phonopy's DefaultToTHz, sqrt(eV/(Å²·amu))/(2π) in THz with phonopy's default
-# constants (see _units); CODATA 2018 would make it larger by 1.4e-7 (relative).
-THZ_PER_SQRT_EV_A2_AMU = _units.THZ_PER_SQRT_EV_A2_AMU
 
 
 @flax.struct.dataclass
@@ -378,12 +372,15 @@ def eigensystem(
 def to_thz(w2: Float[Array, "*k"]) -> Float[Array, "*k"]:
     """Eigenvalues of ``D`` (eV/(Å²·amu)) to frequencies ``sign(λ)√|λ|``, THz.
 
+    The factor is phonopy's (:data:`mldiff.units.PHONOPY_THZ_PER_SQRT_EV_A2_AMU`),
+    so frequencies equal phonopy's to the last digits.
+
     Example:
         >>> import jax.numpy as jnp
         >>> round(float(to_thz(jnp.array(4.0))), 4)
         31.2666
     """
-    return jnp.sign(w2) * jnp.sqrt(jnp.abs(w2)) * THZ_PER_SQRT_EV_A2_AMU
+    return jnp.sign(w2) * jnp.sqrt(jnp.abs(w2)) * units.PHONOPY_THZ_PER_SQRT_EV_A2_AMU
 
 
 @jax.jit
@@ -455,18 +452,3 @@ def phonon_frequencies(force_constants, masses, images: Images):
         for imaginary modes). Compiled once per shape, shared by all calls.
     """
     return functools.partial(frequencies_at, force_constants, masses, images)
-
-
-def default_masses(numbers) -> np.ndarray:
-    """ASE's standard atomic masses (IUPAC 2016), amu, for ``[n]`` atomic numbers.
-
-    phonopy's own table differs for a few elements (Si: 28.0855 vs 28.085 amu);
-    pass phonopy's masses explicitly to reproduce it to better than 1e-4 THz.
-
-    Example:
-        >>> default_masses([29]).tolist()
-        [63.546]
-    """
-    from ase.data import atomic_masses
-
-    return np.asarray(atomic_masses)[np.asarray(numbers)]

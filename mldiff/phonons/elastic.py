@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from mldiff import neighbors
+from mldiff import neighbors, units
 from mldiff import structure as _structure
 from mldiff.errors import ConfigError, StructureError
 from mldiff.phonons import dynamical_matrix as _dm
@@ -64,7 +64,6 @@ from mldiff.potentials import Potential, check_species
 from mldiff.structure import Structure
 
 __all__ = [
-    "EV_A3_TO_GPA",
     "ElasticConstants",
     "strain_derivatives",
     "relaxed_ion",
@@ -76,9 +75,6 @@ __all__ = [
     "voigt_to_tensor",
 ]
 
-# eV/Å³ → GPa with the elementary charge of CODATA 2018 (exact)
-EV_A3_TO_GPA = 1.602176634e-19 / 1e-30 / 1e9
-_AMU_KG = 1.66053906660e-27  # kg per amu, CODATA 2018
 _VOIGT = np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])  # (i, j) -> Voigt index
 
 
@@ -218,11 +214,11 @@ def _elastic(energy_fn, chunk_size, params, structure, graph):
         params, structure, graph
     )
     vol = jnp.abs(jnp.linalg.det(structure.cell))
-    c0 = a / vol * EV_A3_TO_GPA
+    c0 = a / vol * units.eV_per_A3_to_GPa
     c, w_min = relaxed_ion(a, lam, phi)
-    c = c / vol * EV_A3_TO_GPA
+    c = c / vol * units.eV_per_A3_to_GPa
     # ∂E/∂η with engineering shear is V σ_Voigt: the stress in Voigt order
-    stress = g_eta / vol * EV_A3_TO_GPA
+    stress = g_eta / vol * units.eV_per_A3_to_GPa
     max_force = jnp.max(jnp.linalg.norm(g_u, axis=-1))
     return ElasticConstants(c0, c, lam, stress, max_force), w_min
 
@@ -329,9 +325,9 @@ def density(structure: Structure, masses=None) -> float:
         8935
     """
     if masses is None:
-        masses = _dm.default_masses(np.asarray(structure.numbers))
+        masses = units.masses_amu(structure.numbers)
     vol = abs(np.linalg.det(np.asarray(structure.cell, np.float64)))
-    return float(np.sum(masses) * _AMU_KG / (vol * 1e-30))
+    return float(np.sum(masses) * units.amu_kg / (vol * 1e-30))
 
 
 def voigt_to_tensor(c_voigt: Float[ArrayLike, "6 6"]) -> np.ndarray:

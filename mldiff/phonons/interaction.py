@@ -48,8 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from mldiff.phonons import _units, qmesh, velocities
+from mldiff import units
 from mldiff.phonons import dynamical_matrix as _dm
+from mldiff.phonons import qmesh, velocities
 
 __all__ = [
     "Triplets",
@@ -61,11 +62,10 @@ __all__ = [
     "DEFAULT_CUTOFF_THZ",
 ]
 
-# phonopy's default constants (see _units), SI
-_EV_J = _units._EV_J
-_AMU_KG = _units._AMU_KG
-_HBAR_EV_S = _units._PLANCK_EV_S / (2 * math.pi)
-_HBAR_J_S = _HBAR_EV_S * _EV_J
+# phonopy's constants (mldiff.units.PHONOPY_*), SI, as phono3py uses them
+_EV_J = units.PHONOPY_EV_J
+_AMU_KG = units.PHONOPY_AMU_KG
+_HBAR_J_S = units.PHONOPY_HBAR_J_S
 _THZ = 1e12
 _ANGSTROM = 1e-10
 # |Φ|²/(ν ν' ν'') in (eV/Å³)²/(amu³ THz³) -> eV², without the 1/N of the mesh
@@ -133,7 +133,7 @@ def triplets(fc3, images: _dm.Images, *, threshold: float = 1e-10) -> Triplets:
 
 
 def _bose(f, temperature):
-    x = f * _units.THZ_TO_EV / (_units.KB_EV_K * temperature)
+    x = f * units.PHONOPY_THZ_TO_EV / (units.PHONOPY_KB_EV_K * temperature)
     return 1.0 / jnp.expm1(x)
 
 
@@ -304,7 +304,7 @@ def collisions(
     s2 = jnp.where(ok, f2, 1.0)
 
     def at(t):
-        y = s2 * _units.THZ_TO_EV / (2 * _units.KB_EV_K * t)
+        y = s2 * units.PHONOPY_THZ_TO_EV / (2 * units.PHONOPY_KB_EV_K * t)
         inv_sinh = jnp.where(ok, 1.0 / jnp.sinh(y), 0.0)[:, None, None, :]
         row = jnp.sum(strength * g * inv_sinh, axis=3) * GAMMA_TO_THZ  # [k, m, m]
         return jnp.transpose(row, (1, 0, 2))

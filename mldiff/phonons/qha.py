@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff import units
 from mldiff.errors import ConfigError
-from mldiff.phonons import _units
 
 __all__ = [
     "EOS_NAMES",
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 EOS_NAMES = ("vinet", "birch_murnaghan", "murnaghan")
-_EV_A3_TO_GPA = _units._EV_J / 1e-30 / 1e9  # GPa per eV/Å³, phonopy's constant
 
 
 def _vinet(v, p):
@@ -199,7 +198,7 @@ def quasi_harmonic(
     """
     v = np.asarray(volumes, np.float64)
     t = np.asarray(temperatures, np.float64)
-    fvib = np.asarray(free_energy_kj_mol, np.float64) / _units.EV_TO_KJ_MOL
+    fvib = np.asarray(free_energy_kj_mol, np.float64) / units.PHONOPY_EV_TO_KJ_MOL
     if fvib.shape != (len(t), len(v)):
         raise ConfigError(
             f"free_energy_kj_mol must have shape (temperatures, volumes) = "
@@ -213,7 +212,7 @@ def quasi_harmonic(
     return {
         "temperatures_k": t,
         "volume_a3": params[:, 3],
-        "bulk_modulus_gpa": params[:, 1] * _EV_A3_TO_GPA,
+        "bulk_modulus_gpa": params[:, 1] * units.PHONOPY_EV_PER_A3_TO_GPA,
         "gibbs_energy_ev": params[:, 0],
         "volumetric_expansion_per_k": beta,
         "linear_expansion_per_k": beta / 3,

@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from mldiff.phonons import _units, dynamical_matrix, qmesh
+from mldiff import units
+from mldiff.phonons import dynamical_matrix, qmesh
 
 __all__ = ["mode_heat_capacity", "thermal_properties", "mesh_thermal_properties"]
 
@@ -62,9 +63,9 @@ def mode_heat_capacity(frequencies_thz, temperatures_k):
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from mldiff.phonons import _units
+        >>> from mldiff import units
         >>> c = mode_heat_capacity(jnp.array([1e-3, 5.0]), jnp.array(300.0))
-        >>> [round(float(x / _units.KB_EV_K), 4) for x in c]
+        >>> [round(float(x / units.PHONOPY_KB_EV_K), 4) for x in c]
         [1.0, 0.9483]
     """
     f = jnp.asarray(frequencies_thz)
@@ -72,10 +73,12 @@ def mode_heat_capacity(frequencies_thz, temperatures_k):
     ok = (f > 0) & (t > 0)
     x = (
         jnp.where(ok, f, 1.0)
-        * _units.THZ_TO_EV
-        / (_units.KB_EV_K * jnp.where(ok, t, 1.0))
+        * units.PHONOPY_THZ_TO_EV
+        / (units.PHONOPY_KB_EV_K * jnp.where(ok, t, 1.0))
     )
-    return jnp.where(ok, _units.KB_EV_K * x**2 * jnp.exp(-x) / jnp.expm1(-x) ** 2, 0.0)
+    return jnp.where(
+        ok, units.PHONOPY_KB_EV_K * x**2 * jnp.exp(-x) / jnp.expm1(-x) ** 2, 0.0
+    )
 
 
 def thermal_properties(
@@ -107,8 +110,8 @@ def thermal_properties(
     )
     include = f > cutoff_thz  # [q, m]
     wm = jnp.where(include, w[:, None], 0.0)  # [q, m]
-    e = jnp.where(include, f, 1.0) * _units.THZ_TO_EV  # eV, safe where excluded
-    kb = _units.KB_EV_K
+    e = jnp.where(include, f, 1.0) * units.PHONOPY_THZ_TO_EV  # eV, safe where excluded
+    kb = units.PHONOPY_KB_EV_K
     hot = temps > 0
     kt = jnp.where(hot, temps, 1.0)[:, None, None] * kb  # [t, 1, 1]
     x = e[None] / kt  # [t, q, m]
@@ -122,7 +125,7 @@ def thermal_properties(
     fe = jnp.where(hot, fe, zpe)
     entropy = jnp.where(hot, entropy, 0.0)
     cv = jnp.where(hot, cv, 0.0)
-    norm = _units.EV_TO_KJ_MOL / jnp.sum(w)
+    norm = units.PHONOPY_EV_TO_KJ_MOL / jnp.sum(w)
     return {
         "temperatures_k": temps,
         "free_energy_kj_mol": fe * norm,

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff import units
 from mldiff.phonons import _linalg
 from mldiff.phonons import dynamical_matrix as _dm
 
@@ -137,7 +138,7 @@ def degenerate_mask(frequencies_thz, degeneracy_thz: float = DEFAULT_DEGENERACY_
 
 def _eig_tol(degeneracy_thz):
     """Eigenvalue gap (eV/(Å² amu)) that matches a frequency gap near 1 THz."""
-    return 2.0 * degeneracy_thz / _dm.THZ_PER_SQRT_EV_A2_AMU**2
+    return 2.0 * degeneracy_thz / units.PHONOPY_THZ_PER_SQRT_EV_A2_AMU**2
 
 
 def safe_modes_at(
@@ -204,7 +205,7 @@ def group_velocities_at(
     """
     fc2 = force_constants
     tol = _eig_tol(degeneracy_thz)
-    c2 = _dm.THZ_PER_SQRT_EV_A2_AMU**2
+    c2 = units.PHONOPY_THZ_PER_SQRT_EV_A2_AMU**2
     lat = jnp.asarray(lattice, fc2.dtype)
     n_hat = jnp.asarray(PERTURBATION, fc2.dtype)
 

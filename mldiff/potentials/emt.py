@@ -40,13 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from mldiff import space
+from mldiff import space, units
 from mldiff.errors import ConfigError, SpeciesError
 from mldiff.potentials._base import Potential, check_species
 
 __all__ = ["emt", "PARAMETERS", "BOHR", "BETA"]
 
-BOHR = 0.5291772105638411  # Å; ase.units.Bohr (CODATA 2014), as ASE's EMT uses
+BOHR = units.Bohr  # Å; ase.units.Bohr (CODATA 2014), as ASE's EMT uses
 BETA = 1.809  # (16π/3)^(1/3) / √2 with ASE's historical rounding; dimensionless
 
 # Jacobsen, Stoltze & Nørskov (1996) as tabulated in ASE, keyed by atomic number:

@@ -40,11 +40,11 @@ def si_phonopy(si_sw):
     )
 
     from mldiff.ase import Calculator
-    from mldiff.phonons.dynamical_matrix import default_masses
+    from mldiff.units import masses_amu
 
     _, _, atoms = si_sw
     phonon = phonopy_object(
-        atoms, np.diag([2, 2, 2]), FCC_PRIMITIVE, masses=default_masses(atoms.numbers)
+        atoms, np.diag([2, 2, 2]), FCC_PRIMITIVE, masses=masses_amu(atoms.numbers)
     )
     return phonopy_finite_displacements(phonon, Calculator("sw"))
 

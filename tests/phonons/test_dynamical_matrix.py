@@ -23,7 +23,7 @@ from phonopy_reference import (
     structure_of,
 )
 
-from mldiff import phonons
+from mldiff import phonons, units
 from mldiff.errors import StructureError
 from mldiff.phonons import dynamical_matrix as dm
 from mldiff.phonons import force_constants as fcm
@@ -88,12 +88,12 @@ def test_dynamical_matrix_and_frequencies_match_phonopy_given_our_fc(si_sw, matr
     pot, params, conv = si_sw
     unit = bulk("Si", "diamond", a=A_SI) if matrix is NONDIAGONAL else conv
     pmat = None if matrix is NONDIAGONAL else FCC_PRIMITIVE
-    masses = dm.default_masses(unit.numbers)
+    masses = units.masses_amu(unit.numbers)
     phonon = phonopy_object(unit, matrix, pmat, masses=masses)
     s, fc = _ours_on_phonopy_supercell(pot, params, phonon)
     phonon.force_constants = np.ascontiguousarray(np.transpose(fc, (0, 2, 1, 3)))
     im = dm.images(s, dm.primitive(Structure.from_ase(unit), pmat))
-    sc_masses = jnp.asarray(dm.default_masses(np.asarray(s.numbers)))
+    sc_masses = jnp.asarray(units.masses_amu(np.asarray(s.numbers)))
     dynmat = jax.jit(dm.dynamical_matrix)
     for q in QPOINTS:
         phonon.dynamical_matrix.run(q)
@@ -146,7 +146,7 @@ def test_acoustic_frequencies_vanish_at_gamma(si_phonons):
 
 def _cu_against_phonopy(cu_emt, unit, matrix, pmat):
     pot, params, _ = cu_emt
-    masses = dm.default_masses(unit.numbers)
+    masses = units.masses_amu(unit.numbers)
     phonon = phonopy_finite_displacements(
         phonopy_object(unit, matrix, pmat, masses=masses), EMT()
     )
@@ -177,7 +177,7 @@ def test_cu_emt_4x4x4_conventional_matches_phonopy(cu_emt):
 
     pot, params, _ = cu_emt
     unit = bulk("Cu", "fcc", a=A_CU, cubic=True)
-    masses = dm.default_masses(unit.numbers)
+    masses = units.masses_amu(unit.numbers)
     phonon = phonopy_finite_displacements(
         phonopy_object(unit, np.diag([4, 4, 4]), FCC_PRIMITIVE, masses=masses), EMT()
     )
@@ -222,7 +222,7 @@ def test_two_species_cu3au_emt_matches_phonopy(cu_emt):
         pbc=True,
         scaled_positions=[[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]],
     )
-    masses = dm.default_masses(unit.numbers)
+    masses = units.masses_amu(unit.numbers)
     phonon = phonopy_finite_displacements(
         phonopy_object(unit, np.diag([2, 2, 2]), masses=masses), EMT()
     )

@@ -12,9 +12,8 @@ import pytest
 from ase.build import bulk
 from phonopy_reference import A_SI, phonopy_object
 
-from mldiff import phonons
+from mldiff import phonons, units
 from mldiff.phonons import gruneisen
-from mldiff.phonons.dynamical_matrix import default_masses
 from mldiff.structure import Structure, apply_strain
 
 CUBE = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])  # 8-atom supercell of fcc
@@ -59,7 +58,7 @@ def test_gruneisen_equals_phonopy_including_degenerate_points(si_sw, si_three_vo
     objs = []
     for p in (ph0, ph_p, ph_m):
         obj = phonopy_object(
-            p.primitive.to_ase(), CUBE, masses=default_masses([14, 14])
+            p.primitive.to_ase(), CUBE, masses=units.masses_amu([14, 14])
         )
         s = structure_of(obj.supercell)  # phonopy's own atom order
         fc = fc_fn(si_sw[1], s, graph_for(pot, s))
