@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_counter import count_traces
 from jax.test_util import check_grads
 
 from mldiff.errors import MldiffError, PrecisionError
@@ -247,9 +248,9 @@ def test_kernels_built_alike_share_one_compiled_program(rng):
     assert k1 == k2 and hash(k1) == hash(k2)
     assert k1 != kernels.matern(1.5, np.ones(x.shape[1])) + kernels.white(0.1)
     fit_hyperparameters(k1, k1.init(), x, y, key=jax.random.key(0), max_steps=3)
-    n = _exact._minimize._cache_size()
-    fit_hyperparameters(k2, k2.init(), x, y, key=jax.random.key(0), max_steps=3)
-    assert _exact._minimize._cache_size() == n
+    with count_traces() as traces:
+        fit_hyperparameters(k2, k2.init(), x, y, key=jax.random.key(0), max_steps=3)
+    assert traces[_exact._minimize.__name__] == 0
     # hand-written kernels without a structure compare by identity
     def custom():
         return kernels.Kernel(dict, k1.apply, k1.diag, k1.natural, "custom")
@@ -300,9 +301,9 @@ def test_padding_changes_nothing_and_buckets_compile_once(rng):
     for a, b in zip(predict(k, s0, xs), predict(k, s1, xs), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     # growing data within one bucket: no new compilation
-    before = _exact._fit._cache_size()
-    for n in (17, 19, 23, 29):
-        GaussianProcess(k, bucket=True, optimizer=None).fit(x[:n], y[:n])
-    assert _exact._fit._cache_size() - before <= 1
+    with count_traces() as traces:
+        for n in (17, 19, 23, 29):
+            GaussianProcess(k, bucket=True, optimizer=None).fit(x[:n], y[:n])
+    assert traces[_exact._fit.__name__] <= 1
     with pytest.raises(MldiffError, match="mask"):
         fit(k, h, x, y, mask=np.full(21, 0.5))
