@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from mldiff import space
+from mldiff.structure import apply_strain
 
 __all__ = [
     "forces",
@@ -34,11 +35,6 @@ __all__ = [
     "full_3x3_to_voigt",
     "voigt_to_full_3x3",
 ]
-
-
-def _strained(structure, eps):
-    f = jnp.eye(3, dtype=structure.cell.dtype) + 0.5 * (eps + eps.T)
-    return structure.replace(positions=structure.positions @ f, cell=structure.cell @ f)
 
 
 def forces(energy_fn):
@@ -62,7 +58,7 @@ def stress(energy_fn):
 
     def stress_fn(params, structure, graph):
         def e_of_eps(eps):
-            return energy_fn(params, _strained(structure, eps), graph)
+            return energy_fn(params, apply_strain(structure, eps), graph)
 
         zero = jnp.zeros((3, 3), structure.cell.dtype)
         return jax.grad(e_of_eps)(zero) / jnp.abs(space.volume(structure))
@@ -95,7 +91,7 @@ def energy_forces_stress(energy_fn):
     def energy_forces_stress_fn(params, structure, graph):
         def e_of(r, eps):
             return energy_fn(
-                params, _strained(structure.replace(positions=r), eps), graph
+                params, apply_strain(structure.replace(positions=r), eps), graph
             )
 
         zero = jnp.zeros((3, 3), structure.cell.dtype)
