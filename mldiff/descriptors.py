@@ -45,12 +45,11 @@ import functools
 import re
 import warnings
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from mldiff.errors import CompositionError, MldiffError, PrecisionError
+from mldiff.errors import CompositionError, MldiffError, check_float64
 
 __all__ = [
     "PROPERTIES",
@@ -286,11 +285,7 @@ def composition_features(formulas) -> np.ndarray:
         >>> bool(np.array_equal(a[0], a[1]))
         True
     """
-    if not jax.config.jax_enable_x64:
-        raise PrecisionError(
-            "composition descriptors are computed in float64: call "
-            "jax.config.update('jax_enable_x64', True) at program start"
-        )
+    check_float64("composition descriptors")
     return np.asarray(
         features_from_fractions(jnp.asarray(fractions_from_formulas(formulas)))
     )

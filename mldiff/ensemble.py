@@ -74,8 +74,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mldiff import neighbors, quantities, units
-from mldiff.errors import ConfigError, TrainingDivergedError
+from mldiff import neighbors, quantities, space, units
+from mldiff.errors import ConfigError, TrainingDivergedError, check_float64
 from mldiff.phonons import Phonons, dynamical_matrix
 from mldiff.phonons import force_constants as _fc
 from mldiff.potentials import Potential, check_species
@@ -210,11 +210,6 @@ def n_members(stacked_params) -> int:
 # ---------------------------------------------------------------- committee
 
 
-def _safe_sqrt(x):
-    ok = x > 0
-    return jnp.where(ok, jnp.sqrt(jnp.where(ok, x, 1.0)), 0.0)
-
-
 def mean_std(x, ddof: int = 0, axis: int = 0):
     """Mean and standard deviation over the member axis, safe to differentiate.
 
@@ -236,7 +231,7 @@ def mean_std(x, ddof: int = 0, axis: int = 0):
     mean = jnp.mean(x, axis=axis)
     dev = x - jnp.expand_dims(mean, axis)
     var = jnp.sum(dev * dev, axis=axis) / max(k - int(ddof), 1)
-    return mean, _safe_sqrt(var)
+    return mean, space.safe_sqrt(var)
 
 
 def committee(
@@ -308,7 +303,7 @@ def committee(
         n_real = jnp.maximum(jnp.sum(real), 1).astype(e.dtype)
         e_mean, e_std = mean_std(e, ddof)
         f_mean, f_std = mean_std(f, ddof)
-        atom_f = _safe_sqrt(jnp.sum(f_std * f_std, axis=-1))  # [n]
+        atom_f = space.safe_sqrt(jnp.sum(f_std * f_std, axis=-1))  # [n]
         atom_f = jnp.where(real, atom_f, 0.0)
         out = {
             "energy_members_ev": e,
@@ -605,12 +600,8 @@ def train_ensemble(
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        from mldiff.errors import PrecisionError
-
-        raise PrecisionError(
-            "dtype='float64' needs jax.config.update('jax_enable_x64', True)"
-        )
+    if dtype == jnp.float64:
+        check_float64("ensemble training with dtype='float64'")
     settings = {"n_members": k_members, "bootstrap": bool(bootstrap)}
     ckpt_path = os.path.join(out_dir, CHECKPOINT)
     # the same checkpoint on every process of a multi-host run, or none
@@ -880,7 +871,7 @@ def ensemble_phonons(
         >>> ensemble_phonons(cu, pot, p, [2, 2, 2]).force_constants.shape
         (2, 8, 3, 8, 3)
     """
-    _fc.check_float64(structure, "phonons")
+    check_float64("phonons", structure=structure)
     check_species(potential, np.asarray(structure.numbers))
     if masses is None:
         masses = units.masses_amu(structure.numbers)

@@ -20,6 +20,7 @@ __all__ = [
     "ScreeningError",
     "RecommenderError",
     "OracleError",
+    "check_float64",
 ]
 
 
@@ -82,3 +83,49 @@ class RecommenderError(MldiffError):
 
 class OracleError(MldiffError):
     """The oracle failed on every structure of a round: it is broken, not the data."""
+
+
+_X64_FIX = (
+    "call jax.config.update('jax_enable_x64', True) at the start of the program, "
+    "before creating arrays, and build the inputs as float64"
+)
+
+
+def check_float64(what: str, **arrays) -> None:
+    """Raise :class:`PrecisionError` unless float64 is on and every array is float64.
+
+    The one float64 check of mldiff, called at the boundary of every
+    float64-only computation (phonons, elastic constants, Grüneisen parameters,
+    GP Cholesky factorisations, carrier statistics, float64 training): library
+    code never turns ``jax_enable_x64`` on itself, it says how to.
+
+    Args:
+        what: the computation, for the message (``"phonons"``).
+        **arrays: named arrays or pytrees of them (a ``Structure``), concrete or
+            traced; only the dtypes of their floating-point leaves are read.
+
+    Raises:
+        PrecisionError: ``jax_enable_x64`` is off, or an array is not float64.
+
+    Example:
+        >>> import numpy as np
+        >>> try:
+        ...     check_float64("phonons", cell=np.eye(3, dtype=np.float32))
+        ... except PrecisionError as err:
+        ...     print("float64" in str(err))
+        True
+    """
+    import jax  # here, so that importing mldiff.errors stays free of JAX
+
+    if not jax.config.jax_enable_x64:
+        raise PrecisionError(
+            f"{what}: float64 is required, but jax_enable_x64 is off; {_X64_FIX}"
+        )
+    for name, tree in arrays.items():
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is not None and dtype.kind == "f" and dtype != "float64":
+                where = name + jax.tree_util.keystr(path)
+                raise PrecisionError(
+                    f"{what}: float64 is required, but {where} is {dtype}; {_X64_FIX}"
+                )

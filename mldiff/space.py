@@ -1,12 +1,15 @@
 """Geometry on structures and graphs: safe norms, edge vectors, volumes.
 
-All functions are pure JAX and differentiable twice (see :func:`safe_norm`).
+All functions are pure JAX and differentiable twice (see :func:`safe_sqrt`, the
+one guarded square root of mldiff, which :func:`safe_norm` and every other
+square root that can meet zero go through).
 """
 
 import jax
 import jax.numpy as jnp
 
 __all__ = [
+    "safe_sqrt",
     "safe_norm",
     "edge_vectors",
     "edge_lengths",
@@ -14,6 +17,32 @@ __all__ = [
     "to_fractional",
     "to_cartesian",
 ]
+
+
+def safe_sqrt(x: jax.Array) -> jax.Array:
+    """Square root with finite derivatives of every order at zero.
+
+    ``√x`` has an infinite slope at 0, and ``jnp.where(x > 0, jnp.sqrt(x), 0)``
+    still differentiates the unused branch, so its gradient there is NaN (0 · ∞).
+    The double ``where`` feeds the square root a safe 1 wherever ``x ≤ 0`` and
+    returns exactly 0 there, with zero derivatives: the norm of a zero vector, the
+    spread of members that agree exactly, a kernel distance of a point to itself.
+
+    Args:
+        x: ``[...]`` values (any unit); ``x ≤ 0`` gives 0.
+
+    Returns:
+        ``[...]`` ``√x`` where ``x > 0``, else 0, in the square root of the unit.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> float(safe_sqrt(jnp.array(4.0)))
+        2.0
+        >>> float(jax.grad(jax.grad(safe_sqrt))(jnp.array(0.0)))  # not NaN
+        0.0
+    """
+    ok = x > 0
+    return jnp.where(ok, jnp.sqrt(jnp.where(ok, x, 1.0)), 0.0)
 
 
 def safe_norm(v: jax.Array, axis: int = -1) -> jax.Array:
@@ -31,9 +60,7 @@ def safe_norm(v: jax.Array, axis: int = -1) -> jax.Array:
         >>> float(jax.grad(lambda x: safe_norm(x))(jnp.zeros(3)).sum())
         0.0
     """
-    sq = jnp.sum(v * v, axis=axis)
-    ok = sq > 0
-    return jnp.where(ok, jnp.sqrt(jnp.where(ok, sq, 1.0)), 0.0)
+    return safe_sqrt(jnp.sum(v * v, axis=axis))
 
 
 def edge_vectors(structure, graph) -> jax.Array:

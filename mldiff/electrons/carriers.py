@@ -49,7 +49,7 @@ from jaxtyping import Array, ArrayLike, Float, Real
 
 from mldiff.electrons.fermi_dirac import log_fermi_dirac_half
 from mldiff.electrons.materials import Semiconductor
-from mldiff.errors import ConfigError, PrecisionError
+from mldiff.errors import ConfigError, check_float64
 from mldiff.units import h_J_s, kB, kB_J_K, me_kg
 
 __all__ = [
@@ -67,11 +67,7 @@ _BISECTIONS = 100
 
 
 def _float64(x) -> Array:
-    if jnp.result_type(float) != jnp.float64:
-        raise PrecisionError(
-            "carrier concentrations need float64; call "
-            "jax.config.update('jax_enable_x64', True) before using mldiff.electrons"
-        )
+    check_float64("carrier concentrations")
     return jnp.asarray(x, dtype=jnp.float64)
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from mldiff.errors import MldiffError, PrecisionError
+from mldiff.errors import MldiffError, check_float64
 from mldiff.gp import _linalg
 
 #: first jitter tried after a failed plain Cholesky, times the mean diagonal
@@ -13,21 +13,11 @@ JITTER_START = 1e-10
 #: number of ×10 jitter increases tried (1e-10 … 1e-3 of the mean diagonal)
 JITTER_TRIES = 8
 
-_X64_FIX = (
-    "GP Cholesky factorisations run in float64: call "
-    "jax.config.update('jax_enable_x64', True) at program start (before creating "
-    "arrays) and pass float64 inputs"
-)
+_FLOAT64 = "GP Cholesky factorisations"  # what needs float64, for the message
 
 
 def _concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
-
-
-def check_float64(name: str, a: jax.Array) -> None:
-    """Raise :class:`PrecisionError` unless ``a`` is float64."""
-    if a.dtype != jnp.float64:
-        raise PrecisionError(f"{name} has dtype {a.dtype}; {_X64_FIX}")
 
 
 def check_inputs(x, y, noise):
@@ -36,8 +26,7 @@ def check_inputs(x, y, noise):
     Returns:
         ``(x, y, noise)`` as float64 JAX arrays, ``noise`` broadcast to ``[n]``.
     """
-    if not jax.config.jax_enable_x64:
-        raise PrecisionError(f"jax_enable_x64 is off; {_X64_FIX}")
+    check_float64(_FLOAT64)
     x = jnp.asarray(x)
     y = jnp.asarray(y)
     if x.ndim != 2:
@@ -50,8 +39,7 @@ def check_inputs(x, y, noise):
             f"y must be 1-D with one value per row of x ({x.shape[0]}), got shape "
             f"{y.shape}; fit one output at a time"
         )
-    check_float64("x", x)
-    check_float64("y", y)
+    check_float64(_FLOAT64, x=x, y=y)
     noise = jnp.asarray(0.0 if noise is None else noise, dtype=y.dtype)
     if noise.ndim not in (0, 1) or (noise.ndim == 1 and noise.shape != y.shape):
         raise MldiffError(
@@ -87,7 +75,7 @@ def check_test_inputs(xs, d: int):
             f"x must have shape [n_samples, {d}] like the training inputs, got "
             f"{xs.shape}"
         )
-    check_float64("x", xs)
+    check_float64(_FLOAT64, x=xs)
     return xs
 
 

@@ -43,7 +43,7 @@ from jax.scipy.linalg import solve_triangular
 from jaxtyping import Array, Bool, Float
 
 from mldiff._typing import ArrayLike
-from mldiff.errors import MldiffError
+from mldiff.errors import MldiffError, check_float64
 from mldiff.gp import _common, _optimize
 from mldiff.gp.kernels import Kernel
 
@@ -128,7 +128,7 @@ def _check_z(z, d):
             f"inducing inputs z must have shape [m, {d}] like x, got {z.shape}; "
             "use kmeans(x, m, key=...) or random_subset(x, m, key=...)"
         )
-    _common.check_float64("z", z)
+    check_float64(_common._FLOAT64, z=z)
     return z
 
 

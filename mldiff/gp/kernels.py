@@ -58,6 +58,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from mldiff.errors import ConfigError
+from mldiff.space import safe_sqrt
 
 __all__ = [
     "Kernel",
@@ -175,11 +176,6 @@ def _positive(value, what: str) -> jax.Array:
     return v
 
 
-def _safe_sqrt(r2: jax.Array) -> jax.Array:
-    ok = r2 > 0
-    return jnp.where(ok, jnp.sqrt(jnp.where(ok, r2, 1.0)), 0.0)
-
-
 def _scaled_sq_dist(x1: jax.Array, x2, length_scale: jax.Array) -> jax.Array:
     """``[n, m]`` squared distances of ``x1 / ℓ`` and ``x2 / ℓ`` (dimensionless)."""
     a = x1 / length_scale
@@ -280,18 +276,18 @@ def matern(nu: float = 1.5, length_scale=1.0, variance=1.0) -> Kernel:
     if nu == 0.5:
 
         def profile(r2, h):
-            return jnp.exp(-_safe_sqrt(r2))
+            return jnp.exp(-safe_sqrt(r2))
 
     elif nu == 1.5:
 
         def profile(r2, h):
-            r = math.sqrt(3.0) * _safe_sqrt(r2)
+            r = math.sqrt(3.0) * safe_sqrt(r2)
             return (1.0 + r) * jnp.exp(-r)
 
     elif nu == 2.5:
 
         def profile(r2, h):
-            r = math.sqrt(5.0) * _safe_sqrt(r2)
+            r = math.sqrt(5.0) * safe_sqrt(r2)
             return (1.0 + r + r * r / 3.0) * jnp.exp(-r)
 
     else:

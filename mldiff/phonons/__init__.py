@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mldiff import neighbors, units
-from mldiff.errors import ConfigError
+from mldiff.errors import ConfigError, check_float64
 from mldiff.phonons import (
     bands,
     conductivity,
@@ -154,7 +154,7 @@ def run(
         >>> ph.force_constants.shape, len(ph.primitive)
         ((32, 3, 32, 3), 1)
     """
-    force_constants.check_float64(structure, "phonons")
+    check_float64("phonons", structure=structure)
     check_species(potential, np.asarray(structure.numbers))
     if masses is None:
         masses = units.masses_amu(structure.numbers)

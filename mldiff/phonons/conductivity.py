@@ -56,10 +56,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mldiff import _config, units
-from mldiff.errors import ConfigError
+from mldiff.errors import ConfigError, check_float64
 from mldiff.phonons import _linalg, interaction, qmesh, thermal, velocities
 from mldiff.phonons import dynamical_matrix as _dm
-from mldiff.phonons import force_constants as _fc
 
 __all__ = [
     "Conductivity",
@@ -190,7 +189,7 @@ def _ingredients(
     Velocities and heat capacities at the irreducible points; linewidths and
     collision rows from :func:`~mldiff.phonons.interaction.mesh_linewidths`.
     """
-    _fc.check_float64(primitive, "thermal conductivity")
+    check_float64("thermal conductivity", structure=primitive)
     cutoff, degeneracy = settings.cutoff_thz, settings.degeneracy_thz
     temps = jnp.asarray(temperatures, jnp.float64).reshape(-1)
     lat = np.asarray(primitive.cell, np.float64)

@@ -57,9 +57,9 @@ from jaxtyping import Array, ArrayLike, Float
 
 from mldiff import neighbors, units
 from mldiff import structure as _structure
-from mldiff.errors import ConfigError, StructureError
+from mldiff.errors import ConfigError, StructureError, check_float64
 from mldiff.phonons import dynamical_matrix as _dm
-from mldiff.phonons.force_constants import DEFAULT_CHUNK_SIZE, check_float64
+from mldiff.phonons.force_constants import DEFAULT_CHUNK_SIZE
 from mldiff.potentials import Potential, check_species
 from mldiff.structure import Structure
 
@@ -128,7 +128,7 @@ def strain_derivatives(energy_fn, *, chunk_size: int = DEFAULT_CHUNK_SIZE):
     """
 
     def fn(params, structure, graph):
-        check_float64(structure, "elastic constants")
+        check_float64("elastic constants", structure=structure)
         n = structure.positions.shape[0]
         dtype = structure.positions.dtype
 
@@ -253,7 +253,7 @@ def run(
             f"elastic constants need a cell periodic in 3 directions, got "
             f"pbc={structure.pbc}"
         )
-    check_float64(structure, "elastic constants")
+    check_float64("elastic constants", structure=structure)
     check_species(potential, np.asarray(structure.numbers))
     if params is None:
         params = potential.init(jax.random.key(0), structure)

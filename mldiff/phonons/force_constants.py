@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from mldiff.errors import PrecisionError, StructureError
+from mldiff.errors import StructureError, check_float64
 
 __all__ = [
     "force_constants",
@@ -54,28 +54,9 @@ __all__ = [
     "SiteSymmetry",
     "site_symmetry",
     "distribute",
-    "check_float64",
 ]
 
 DEFAULT_CHUNK_SIZE = 48  # Hessian-vector products evaluated together
-
-
-def check_float64(structure, what: str = "force constants") -> None:
-    """Raise :class:`PrecisionError` unless positions and cell are float64.
-
-    Args:
-        structure: a :class:`~mldiff.structure.Structure` (concrete or traced;
-            only the dtype is read).
-        what: name of the computation, for the message.
-    """
-    for name in ("positions", "cell"):
-        dtype = getattr(structure, name).dtype
-        if dtype != jnp.float64:
-            raise PrecisionError(
-                f"{what} need float64, but structure.{name} is {dtype}; call "
-                "jax.config.update('jax_enable_x64', True) at the start of the "
-                "program and build the structure with dtype=jnp.float64"
-            )
 
 
 def force_constant_rows(energy_fn, *, chunk_size: int = DEFAULT_CHUNK_SIZE):
@@ -106,7 +87,7 @@ def force_constant_rows(energy_fn, *, chunk_size: int = DEFAULT_CHUNK_SIZE):
     def rows_fn(
         params, structure, graph, atoms: Int[Array, " k"]
     ) -> Float[Array, "k 3 n 3"]:
-        check_float64(structure)
+        check_float64("force constants", structure=structure)
         r = structure.positions
         n = r.shape[0]
         k = atoms.shape[0]

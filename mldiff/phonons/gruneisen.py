@@ -45,6 +45,7 @@ from jaxtyping import Array, Float
 
 from mldiff import neighbors
 from mldiff import structure as _structure
+from mldiff.errors import check_float64
 from mldiff.phonons import dynamical_matrix as _dm
 from mldiff.phonons import force_constants as _fc
 from mldiff.phonons.velocities import degenerate_sets
@@ -131,7 +132,7 @@ def volume_derivative(
         isotropic strain ``η`` (``V = V₀ (1 + η)³``), eV/Å².
     """
     sc = phonons.supercell
-    _fc.check_float64(sc, "Grüneisen parameters")
+    check_float64("Grüneisen parameters", structure=sc)
     if params is None:
         params = potential.init(jax.random.key(0), sc)
     graph = neighbors.check(neighbors.allocate(sc, potential.cutoff))

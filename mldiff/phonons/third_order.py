@@ -48,7 +48,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from mldiff import neighbors
-from mldiff.errors import ConfigError
+from mldiff.errors import ConfigError, check_float64
 from mldiff.phonons import force_constants as _fc
 
 __all__ = [
@@ -96,7 +96,7 @@ def third_order_rows(energy_fn, *, chunk_size: int = DEFAULT_CHUNK_SIZE):
     def rows_fn(
         params, structure, graph, atoms: Int[Array, " k"], partners: Int[Array, "k m"]
     ) -> Float[Array, "k 3 m 3 n 3"]:
-        _fc.check_float64(structure, "third-order force constants")
+        check_float64("third-order force constants", structure=structure)
         r = structure.positions
         n = r.shape[0]
         k, m = partners.shape
@@ -326,7 +326,7 @@ def third_order(
         ``[n, 3, n, 3, n, 3]`` third-order force constants, eV/Å³, or
         ``[f, 3, n, 3, n, 3]`` with ``first_atoms``.
     """
-    _fc.check_float64(supercell, "third-order force constants")
+    check_float64("third-order force constants", structure=supercell)
     if cutoff is not None and cutoff <= 0:
         raise ConfigError(f"cutoff must be positive (Å) or None, got {cutoff}")
     n = len(supercell)

@@ -301,7 +301,7 @@ def emt(
         d = space.edge_vectors(structure, graph)  # [e, 3], Å
         r2 = jnp.sum(d * d, axis=-1)
         ok = graph.mask & (r2 > 0)
-        r = jnp.sqrt(jnp.where(ok, r2, 1.0))
+        r = space.safe_sqrt(r2)
         inside = ok & (r < rc_list)  # ASE's hard neighbor-list cut
         inside = inside & ~ghost[i] & ~ghost[j]
         r = jnp.where(inside, r, rc_list)  # outside: finite, masked below

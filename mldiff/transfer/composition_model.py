@@ -49,7 +49,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from mldiff.descriptors import N_ELEMENTS, fractions_from_formulas
-from mldiff.errors import ConfigError, PrecisionError
+from mldiff.errors import ConfigError, check_float64
 from mldiff.training.checkpoint import atomic_write
 
 __all__ = [
@@ -182,11 +182,8 @@ def composition_model(config: CompositionConfig | None = None) -> CompositionMod
         PrecisionError: ``dtype="float64"`` without ``jax_enable_x64``.
     """
     config = config or CompositionConfig()
-    if config.dtype == "float64" and not jax.config.jax_enable_x64:
-        raise PrecisionError(
-            "CompositionConfig(dtype='float64') needs "
-            "jax.config.update('jax_enable_x64', True)"
-        )
+    if config.dtype == "float64":
+        check_float64("CompositionConfig(dtype='float64')")
     net = _CompositionNet(config)
     k = config.max_elements
 
