@@ -6,7 +6,7 @@ Thousands of structures are evaluated in padded shape buckets
 
 * The input is cut into consecutive chunks of ``chunk_size`` structures. Each
   chunk is evaluated, then written atomically as ``chunk_NNNNNN.npz``
-  (:func:`mldiff.training.checkpoint.atomic_write`), so a chunk file on disk is
+  (:func:`mldiff.io.files.atomic_write`), so a chunk file on disk is
   always complete.
 * ``manifest.json`` holds the settings, the shape buckets and a fingerprint of
   the inputs, potential parameters and settings. A second run with the same
@@ -61,9 +61,10 @@ from mldiff import phonons as _phonons
 from mldiff._config import check_types
 from mldiff.data import batching
 from mldiff.errors import ConfigError, ScreeningError
+from mldiff.io.files import atomic_write
 from mldiff.io.labeled import LabeledStructure
 from mldiff.structure import Structure
-from mldiff.training import checkpoint, losses
+from mldiff.training import losses
 
 __all__ = [
     "ScreeningError",
@@ -407,7 +408,7 @@ def screen(
             "config": _config_dict(config),
             "buckets": _bucket_dicts(buckets),
         }
-        checkpoint.atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+        atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
     buckets = _buckets_from(manifest["buckets"])
 
     dtype = jnp.asarray(items[0].structure.positions).dtype
@@ -445,7 +446,7 @@ def screen(
                     potential, params, items[chunk.start : chunk.stop], config
                 )
             )
-        checkpoint.atomic_write(_chunk_path(out_dir, k), _npz_bytes(arrays))
+        atomic_write(_chunk_path(out_dir, k), _npz_bytes(arrays))
         computed.append(k)
         bar.update(len(chunk))
         if on_chunk is not None:

@@ -54,6 +54,7 @@ from mldiff.active import acquisition, committee
 from mldiff.active.oracle import label_all
 from mldiff.errors import ConfigError, MldiffError, OracleError
 from mldiff.io.extxyz import read_extxyz, write_extxyz
+from mldiff.io.files import write_json
 from mldiff.io.labeled import LabeledStructure
 from mldiff.structure import Structure, shortest_distance
 from mldiff.training import checkpoint
@@ -242,10 +243,6 @@ def _path(out_dir, *parts) -> str:
     return os.path.join(out_dir, *parts)
 
 
-def _write_json(path: str, obj) -> None:
-    checkpoint.atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
-
-
 def _read_json(path: str):
     with open(path) as fh:
         return json.load(fh)
@@ -279,14 +276,14 @@ def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
         state = _read_json(_path(out_dir, STATE))
         reopened = _reopen(config, state)
         if reopened is not state:
-            _write_json(_path(out_dir, STATE), reopened)
+            write_json(_path(out_dir, STATE), reopened)
         if changed:
-            _write_json(cfg_path, config.to_dict())
+            write_json(cfg_path, config.to_dict())
         return reopened
     if not initial:
         raise ConfigError("active learning needs at least one labeled structure")
     write_extxyz(_path(out_dir, "labeled_000.extxyz"), initial)
-    _write_json(cfg_path, config.to_dict())
+    write_json(cfg_path, config.to_dict())
     state = {
         "rounds_done": 0,
         "labeled_file": "labeled_000.extxyz",
@@ -296,7 +293,7 @@ def _start_or_resume(config: ActiveConfig, initial, out_dir: str) -> dict:
         "finished": False,
         "stop_reason": None,
     }
-    _write_json(_path(out_dir, STATE), state)
+    write_json(_path(out_dir, STATE), state)
     return state
 
 
@@ -428,7 +425,7 @@ def _label_round(oracle, selected, round_dir) -> tuple[list, list]:
             write_extxyz(labels_path, done)
         else:
             failures.append({"candidate": i, "error": error})
-            _write_json(fail_path, failures)
+            write_json(fail_path, failures)
 
     infos = [dict(selected[i].info) for i in todo]
     label_all(oracle, [selected[i].structure for i in todo], infos, on_result=save)
@@ -594,7 +591,7 @@ def run_active_learning(
                         for i in pick
                     ]
                     os.makedirs(round_dir, exist_ok=True)
-                    _write_json(_path(round_dir, "selection.json"), summary)
+                    write_json(_path(round_dir, "selection.json"), summary)
                     write_extxyz(selected_path, selected)
                     record.update(summary)
             if stop is None:
@@ -630,7 +627,7 @@ def run_active_learning(
             state["finished"] = True
             state["stop_reason"] = stop
         state["log"].append(record)
-        _write_json(_path(out_dir, STATE), state)
+        write_json(_path(out_dir, STATE), state)
         # each round's data bring new padded shapes, so new compiled programs,
         # each holding memory mappings: a long run once died at the kernel's limit
         _compiled.release_if_near_map_limit()

@@ -87,7 +87,8 @@ def run(args) -> int:
     from mldiff import phonons
     from mldiff.io import phono3py as phono3py_io
     from mldiff.io import phonopy as phonopy_io
-    from mldiff.phonons import conductivity, output, third_order
+    from mldiff.io.files import write_json
+    from mldiff.phonons import conductivity, third_order
 
     temps = np.asarray(args.temperatures, np.float64)
     if np.any(temps <= 0):
@@ -132,7 +133,7 @@ def run(args) -> int:
     print(f"{'T (K)':>8s} {'kxx':>10s} {'kyy':>10s} {'kzz':>10s} {'k (W/mK)':>10s}")
     for t, k, ks in zip(temps, kappa, scalar, strict=True):
         print(f"{t:8.1f} {k[0, 0]:10.3f} {k[1, 1]:10.3f} {k[2, 2]:10.3f} {ks:10.3f}")
-    output.write_json(os.path.join(args.out, "conductivity.json"), result)
+    write_json(os.path.join(args.out, "conductivity.json"), result)
     try:
         perm = phonopy_io.phonopy_order(ph.supercell, s, args.supercell)
         phono3py_io.write_fc3(

@@ -36,7 +36,8 @@ def register(sub) -> None:
 def run(args) -> int:
     """Compute, print and optionally write the elastic constants."""
     from mldiff import md
-    from mldiff.phonons import elastic, output
+    from mldiff.io.files import write_json
+    from mldiff.phonons import elastic
 
     s = read_structure(args.structure)
     potential, params = potential_and_params(args.potential, s)
@@ -73,5 +74,5 @@ def run(args) -> int:
             " C is the strain Hessian, not the stress-strain tensor (use --relax)"
         )
     if args.out:
-        output.write_json(os.path.join(args.out, "elastic.json"), result)
+        write_json(os.path.join(args.out, "elastic.json"), result)
     return 0

@@ -130,6 +130,7 @@ def _potential(args) -> dict:
 def _composition(args) -> dict:
     import pandas as pd
 
+    from mldiff.io.files import write_json
     from mldiff.transfer import composition_model
     from mldiff.transfer.finetune import finetune_composition
 
@@ -164,8 +165,11 @@ def _composition(args) -> dict:
         "reset": report["reset"],
         "frozen": len(report["frozen"]),
     }
-    with open(os.path.join(args.out, "finetune.json"), "w") as fh:
-        json.dump({**header, **summary, "history": report["history"]}, fh, indent=2)
+    write_json(
+        os.path.join(args.out, "finetune.json"),
+        {**header, **summary, "history": report["history"]},
+        indent=2,
+    )
     return summary
 
 

@@ -159,6 +159,7 @@ def run(args) -> int:
     """Compute phonons, print a short table, write JSON, figure and phonopy files."""
     from mldiff import phonons
     from mldiff.io import phonopy as phonopy_io
+    from mldiff.io.files import write_json
     from mldiff.phonons import output
     from mldiff.plotting import phonon_figure
 
@@ -184,7 +185,7 @@ def run(args) -> int:
             "max_residual_force_ev_per_angstrom": residual,
         }
     )
-    output.write_json(os.path.join(args.out, "phonons.json"), result)
+    write_json(os.path.join(args.out, "phonons.json"), result)
     fig = phonon_figure(result, result["dos"])
     fig.savefig(os.path.join(args.out, "phonons.png"), dpi=120)
     _close(fig)

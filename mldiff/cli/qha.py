@@ -49,7 +49,8 @@ def register(sub) -> None:
 def run(args) -> int:
     """Run the quasi-harmonic workflow, print a table, optionally write JSON."""
     from mldiff import phonons
-    from mldiff.phonons import output, qha
+    from mldiff.io.files import write_json
+    from mldiff.phonons import qha
 
     s = read_structure(args.structure)
     potential, params = potential_and_params(args.potential, s)
@@ -77,5 +78,5 @@ def run(args) -> int:
                 f"{result['linear_expansion_per_k'][k]:12.3e}"
             )
     if args.out:
-        output.write_json(os.path.join(args.out, "qha.json"), result)
+        write_json(os.path.join(args.out, "qha.json"), result)
     return 0

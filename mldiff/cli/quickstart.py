@@ -22,7 +22,6 @@
 epochs, coarse meshes) whose numbers show the pipeline, not the accuracy.
 """
 
-import json
 import os
 import time
 
@@ -278,6 +277,7 @@ def run(args) -> int:
     from mldiff.active import committee_errors
     from mldiff.data import split_items
     from mldiff.ensemble import train_ensemble
+    from mldiff.io.files import write_json
     from mldiff.training import TrainConfig
 
     settings = dict(FAST if args.fast else FULL)
@@ -373,8 +373,7 @@ def run(args) -> int:
     }
     times["total_s"] = time.perf_counter() - t_all
     summary["wall_times_s"] = {k: round(v, 1) for k, v in times.items()}
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
+    write_json(os.path.join(out, "summary.json"), summary)
     print_summary(summary, out)
     return 0
 

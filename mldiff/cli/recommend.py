@@ -165,6 +165,7 @@ def run(args) -> int:
     """Fit, rank, print, optionally write the ranking and the model."""
     import pandas as pd
 
+    from mldiff.io.files import atomic_write
     from mldiff.recommender import MatrixFactorization, RecommenderError
 
     windows = parse_targets(args.target)
@@ -198,7 +199,7 @@ def run(args) -> int:
         print(f"rank {model.rank_}; windows {windows}")
         print(table.to_string())
     if args.out:
-        table.to_csv(args.out)
+        atomic_write(args.out, table.to_csv())
     if args.save:
         model.save(args.save)
     return 0

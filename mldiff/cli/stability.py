@@ -65,6 +65,7 @@ def _read_csv(path: str, what: str):
 
 def run(args) -> int:
     """Fit, predict, print a short table and write OUT."""
+    from mldiff.io.files import atomic_write
     from mldiff.stability import StabilityConfig, predict_stability
 
     if not args.delta >= 0:
@@ -82,7 +83,7 @@ def run(args) -> int:
         train, candidates, args.delta, config=config, progress=None
     )
     out = result[list(OUT_COLUMNS)]
-    out.to_csv(args.out, index=False, float_format="%.6g")
+    atomic_write(args.out, out.to_csv(index=False, float_format="%.6g"))
     ranked = out.sort_values("p_stable", ascending=False)
     print(f"{'formula':14s} {'E_f (eV/at)':>12s} {'std':>7s} {'E_hull':>8s} {'P':>6s}")
     for _, r in ranked.head(10).iterrows():

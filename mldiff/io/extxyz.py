@@ -19,14 +19,15 @@ Example:
     [-0.0067]
 """
 
+import io
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from mldiff.errors import DataError
+from mldiff.io.files import atomic_write
 from mldiff.io.labeled import LabeledStructure
 
 __all__ = ["read_extxyz", "write_extxyz"]
@@ -141,9 +142,9 @@ def write_extxyz(
 ) -> pathlib.Path:
     """Write labeled structures to an extxyz file, atomically.
 
-    The file is written to a temporary file in the same directory and moved
-    into place with ``os.replace``, so readers never see a half-written file
-    and an interrupted write leaves any previous file intact.
+    The file is written through :func:`mldiff.io.files.atomic_write`, so
+    readers never see a half-written file and an interrupted write leaves any
+    previous file intact.
 
     Args:
         path: destination file; its directory must exist.
@@ -169,15 +170,7 @@ def write_extxyz(
             "not exist; create it first"
         )
     images = [_atoms_for_writing(x, energy_key, forces_key, stress_key) for x in items]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            ase.io.write(f, images, format="extxyz")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = io.StringIO()
+    ase.io.write(text, images, format="extxyz")
+    atomic_write(path, text.getvalue())
     return path

@@ -1,6 +1,7 @@
-"""Atomic writes and mldiff's checkpoint file layout.
+"""Atomic writes, JSON results and mldiff's checkpoint file layout.
 
-Every file mldiff writes for later (results, checkpoints, caches) goes to a
+Every file mldiff writes for later (results, checkpoints, caches) goes through
+:func:`atomic_write` (JSON results through :func:`write_json`): it goes to a
 temporary name in the target's directory, is flushed, fsynced and renamed over
 the target, so a kill at any moment leaves either the old or the new file,
 never a torn one. The file gets the permissions a plain ``open()`` would give
@@ -50,6 +51,8 @@ __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "STALE_PART_SECONDS",
     "atomic_write",
+    "to_jsonable",
+    "write_json",
     "remove_stale_parts",
     "write_checkpoint_file",
     "read_checkpoint_file",
@@ -216,6 +219,44 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         _swept.add(directory)
         with contextlib.suppress(OSError):
             remove_stale_parts(directory)
+
+
+def to_jsonable(obj):
+    """Arrays → nested lists, NumPy scalars → Python numbers, recursively.
+
+    Example:
+        >>> to_jsonable({"a": np.arange(2), "b": (np.float64(1.5),)})
+        {'a': [0, 1], 'b': [1.5]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # NumPy or JAX
+        return np.asarray(obj).tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj, *, indent: int = 1) -> None:
+    """Write ``obj`` as JSON with a final newline, atomically (:func:`atomic_write`).
+
+    Arrays become nested lists (:func:`to_jsonable`); the units belong in the
+    keys (``frequencies_thz``).
+
+    Args:
+        path: the target file; its directory is created if missing.
+        obj: a dictionary (or list) of numbers, strings, arrays and nested ones.
+        indent: JSON indentation, spaces.
+
+    Example:
+        >>> import json, pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.json"
+        >>> write_json(p, {"t_k": np.array([300.0])}); json.loads(p.read_text())
+        {'t_k': [300.0]}
+    """
+    atomic_write(path, json.dumps(to_jsonable(obj), indent=indent) + "\n")
 
 
 def _to_numpy(tree):

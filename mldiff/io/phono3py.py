@@ -25,11 +25,13 @@ Example:
     True
 """
 
+import io
 import os
 
 import numpy as np
 
 from mldiff.errors import DataError
+from mldiff.io.files import atomic_write
 
 __all__ = ["write_fc3", "read_fc3", "to_phono3py_layout", "from_phono3py_layout"]
 
@@ -65,6 +67,8 @@ def write_fc3(path, fc3, *, p2s_map=None, order=None, compact: bool = False) -> 
         order: optional ``[n]`` permutation; the written atom ``k`` is our atom
             ``order[k]`` (e.g. :func:`mldiff.io.phonopy.phonopy_order`).
         compact: write only the ``p2s_map`` rows (``[p, n, n, 3, 3, 3]``).
+
+    The file is written atomically (:func:`mldiff.io.files.atomic_write`).
     """
     a = np.asarray(fc3, np.float64)
     n = a.shape[0]
@@ -85,11 +89,12 @@ def write_fc3(path, fc3, *, p2s_map=None, order=None, compact: bool = False) -> 
         out = np.ascontiguousarray(out[np.asarray(p2s_map, dtype=int)])
     import h5py
 
-    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
-    with h5py.File(path, "w") as w:
+    buffer = io.BytesIO()  # built in memory, then written atomically
+    with h5py.File(buffer, "w") as w:
         w.create_dataset("fc3", data=out, compression="gzip")
         if p2s_map is not None:
             w.create_dataset("p2s_map", data=np.asarray(p2s_map, dtype=np.int64))
+    atomic_write(path, buffer.getvalue())
 
 
 def read_fc3(path, *, order=None) -> np.ndarray:

@@ -38,13 +38,7 @@ __all__ = [
     "read_force_constants",
     "phonopy_order",
     "write_phonopy_params",
-    "atomic_write_text",
 ]
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`mldiff.io.files.atomic_write`)."""
-    atomic_write(path, text)
 
 
 def _check_fc(fc) -> np.ndarray:
@@ -77,7 +71,7 @@ def write_force_constants(path, force_constants, rows=None) -> None:
         for j in range(n):
             lines.append(f"{si + 1} {j + 1}")
             lines.extend(("%22.15f" * 3) % tuple(v) for v in blocks[i, j])
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def read_force_constants(path) -> np.ndarray:
@@ -248,4 +242,4 @@ def write_phonopy_params(
             lines.extend(
                 "    - [ %20.15f, %20.15f, %20.15f ]" % tuple(v) for v in blocks[i, j]
             )
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")

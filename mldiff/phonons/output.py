@@ -5,8 +5,8 @@ structure along seekpath's path, frequencies at the high-symmetry points, the
 DOS by Gaussian smearing and the thermal properties, all per primitive cell in
 phonopy's units. :func:`auto_primitive_matrix` reproduces phonopy's
 ``primitive_matrix="auto"`` (spglib's standardisation and the centring of the
-space group). :func:`write_json` writes any such dictionary atomically,
-converting arrays to lists.
+space group). :func:`mldiff.io.files.write_json` (re-exported here) writes any
+such dictionary atomically, converting arrays to lists.
 
 References:
     phonopy 4.10 ``structure/cells.py`` (``guess_primitive_matrix``,
@@ -21,11 +21,9 @@ Example:
     [[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]
 """
 
-import json
-
 import numpy as np
 
-from mldiff.io.phonopy import atomic_write_text
+from mldiff.io.files import to_jsonable, write_json  # re-exported
 from mldiff.phonons import bands, dos, thermal
 
 __all__ = ["auto_primitive_matrix", "summary", "to_jsonable", "write_json"]
@@ -107,26 +105,3 @@ def summary(
         "thermal": {k: (np.asarray(v) if k != "mesh" else v) for k, v in tp.items()},
         "n_atoms_primitive": len(phonons.primitive),
     }
-
-
-def to_jsonable(obj):
-    """Arrays → nested lists, NumPy scalars → Python numbers, recursively.
-
-    Example:
-        >>> to_jsonable({"a": np.arange(2), "b": (np.float64(1.5),)})
-        {'a': [0, 1], 'b': [1.5]}
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # NumPy or JAX
-        return np.asarray(obj).tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def write_json(path, result: dict) -> None:
-    """Write a result dictionary as JSON, atomically (arrays become lists)."""
-    atomic_write_text(path, json.dumps(to_jsonable(result), indent=1) + "\n")

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff.io.files import atomic_write
 from mldiff.recommender import autoencoder as _ae
 from mldiff.recommender import cold_start as _cold
 from mldiff.recommender import factorization as _mf
@@ -627,8 +628,6 @@ class MatrixFactorization:
 
     def save(self, path) -> None:
         """Write the fitted model and its config to one ``.npz`` file (atomic)."""
-        from mldiff.training.checkpoint import atomic_write
-
         self._check_fitted()
         header = {
             "config": dataclasses.asdict(self.config),

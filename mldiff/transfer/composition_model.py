@@ -50,7 +50,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from mldiff.descriptors import N_ELEMENTS, fractions_from_formulas
 from mldiff.errors import ConfigError, check_float64
-from mldiff.training.checkpoint import atomic_write
+from mldiff.io.files import atomic_write
 
 __all__ = [
     "CompositionConfig",

@@ -20,7 +20,6 @@ Example:
 """
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -29,6 +28,7 @@ import numpy as np
 import optax
 
 from mldiff.errors import ConfigError
+from mldiff.io.files import write_json
 from mldiff.training import checkpoint, evaluation, loop, normalization
 from mldiff.training.config import TrainConfig, to_dict
 from mldiff.training.models import ModelSpec
@@ -217,8 +217,7 @@ def finetune(
         "atomic_energies": {str(z): v for z, v in spec.atomic_energies.items()},
         "train_config": to_dict(config),
     }
-    with open(os.path.join(out_dir, FINETUNE_JSON), "w") as fh:
-        json.dump(record, fh, indent=2)
+    write_json(os.path.join(out_dir, FINETUNE_JSON), record, indent=2)
     return loop.train(
         config,
         train_items,
