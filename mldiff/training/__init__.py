@@ -8,7 +8,7 @@ Example:
 
 from mldiff.training.checkpoint import Model, load
 from mldiff.training.config import TrainConfig, from_dict, to_dict
-from mldiff.training.loop import TrainResult, evaluate, train
+from mldiff.training.loop import TrainingDivergedError, TrainResult, evaluate, train
 from mldiff.training.models import ModelSpec, build
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Model",
     "load",
     "TrainResult",
+    "TrainingDivergedError",
     "train",
     "evaluate",
 ]

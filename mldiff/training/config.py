@@ -1,8 +1,10 @@
 """Training configuration: a frozen, keyword-only dataclass stored in checkpoints."""
 
 import dataclasses
+import math
 from typing import Any
 
+from mldiff._config import check_types, checked_values
 from mldiff.errors import ConfigError
 
 __all__ = ["TrainConfig", "from_dict", "to_dict"]
@@ -54,9 +56,15 @@ class TrainConfig:
 
     def __post_init__(self):
         """Validate values."""
+        check_types(self)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be ≥ 1"
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(
+                f"learning_rate must be a finite number > 0, got {self.learning_rate} "
+                "(1e-3 to 1e-2 suits the shipped models)"
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
@@ -66,6 +74,14 @@ class TrainConfig:
             )
         if min(self.energy_weight, self.forces_weight, self.stress_weight) < 0:
             raise ConfigError("loss weights must be non-negative")
+        from mldiff.training.models import MODEL_NAMES, config_object
+
+        if self.model not in MODEL_NAMES:
+            raise ConfigError(
+                f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}"
+            )
+        if self.model in ("nequip", "mace"):  # model options fail now, not later
+            config_object(self.model, dict(self.model_config))
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:
@@ -75,10 +91,15 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from a dictionary, rejecting unknown keys by name."""
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"training options must be a mapping (key: value), got "
+            f"{type(values).__name__} {values!r}"
+        )
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
             f"unknown training option(s) {unknown}; known options: {sorted(known)}"
         )
-    return TrainConfig(**values)
+    return TrainConfig(**checked_values(TrainConfig, values))

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from mldiff import neighbors
-from mldiff.errors import ConfigError
+from mldiff.errors import ConfigError, TrainingDivergedError
 from mldiff.training import checkpoint, losses, normalization
 from mldiff.training.config import TrainConfig, to_dict
 from mldiff.training.models import ModelSpec, _builder, build, config_object
@@ -36,6 +36,8 @@ __all__ = [
     "train_step",
     "train",
     "evaluate",
+    "data_fingerprint",
+    "TrainingDivergedError",
 ]
 
 CHECKPOINT = "checkpoint.msgpack"  # full training state, for resuming
@@ -168,6 +170,27 @@ def _cast(tree, dtype):
     )
 
 
+def data_fingerprint(train_items: Sequence, val_items: Sequence) -> dict:
+    """SHA-256 digests of the training and validation structures and labels.
+
+    Stored in checkpoints so that a resumed run refuses data other than its
+    own (it would continue the old optimiser state and report stale metrics).
+    """
+    import hashlib
+
+    def digest(items):
+        h = hashlib.sha256()
+        for it in items:
+            s = it.structure
+            for part in (s.numbers, s.positions, s.cell, it.forces, it.stress):
+                if part is not None:
+                    h.update(np.ascontiguousarray(np.asarray(part, np.float64)))
+            h.update(repr(it.energy).encode())
+        return h.hexdigest()[:32]
+
+    return {"train": digest(train_items), "validation": digest(val_items)}
+
+
 def train(
     config: TrainConfig,
     train_items: Sequence,
@@ -234,6 +257,15 @@ def train(
         raise PrecisionError(
             "dtype='float64' needs jax.config.update('jax_enable_x64', True)"
         )
+    if not len(train_items) or not len(val_items):
+        raise ConfigError(
+            f"training needs labelled structures in both sets, got "
+            f"{len(train_items)} for training and {len(val_items)} for "
+            "validation (the best epoch and early stopping are chosen on the "
+            "validation set); give validation structures or a validation "
+            "fraction > 0"
+        )
+    fingerprint = data_fingerprint(train_items, val_items)
     ckpt_path = os.path.join(out_dir, CHECKPOINT)
     # the same checkpoint on every process of a multi-host run, or none
     found = checkpoint.resume_point(ckpt_path) if resume else None
@@ -244,6 +276,12 @@ def train(
             raise ConfigError(
                 f"{ckpt_path} was written with a different training configuration; "
                 "use a new output directory or resume=False to start over"
+            )
+        if meta.get("data_fingerprint", fingerprint) != fingerprint:
+            raise ConfigError(
+                f"{ckpt_path} was trained on different data (training or "
+                "validation structures changed); use a new output directory, or "
+                "resume=False (--restart) to start over on the new data"
             )
         spec = ModelSpec.from_dict(meta["model"])
     elif spec is None:
@@ -320,7 +358,11 @@ def train(
     }
 
     def save_state():
-        header = {"train_config": to_dict(config), "state": state}
+        header = {
+            "train_config": to_dict(config),
+            "state": state,
+            "data_fingerprint": fingerprint,
+        }
         arrays = {"params": params, "ema": ema, "opt_state": opt_state}
         checkpoint.save(ckpt_path, spec=spec, params=best, header=header, arrays=arrays)
 
@@ -345,6 +387,19 @@ def train(
         val_loss = sum(
             w * metrics.get(k, 0.0) ** 2 for k, w in val_loss_weights.items()
         )
+        if not (np.isfinite(total) and np.isfinite(val_loss)):
+            last = state["best_epoch"]
+            kept = (
+                f"the best model so far (epoch {last}) stays in {out_dir}"
+                if last >= 0
+                else "no model was written"
+            )
+            mean = total / max(count, 1)
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch} (loss {mean:.3g}, "
+                f"validation loss {val_loss:.3g}); lower learning_rate (now "
+                f"{config.learning_rate:g}) or check the labels for outliers; {kept}"
+            )
         record = {
             "epoch": epoch,
             "train_loss": total / max(count, 1),

@@ -11,6 +11,7 @@ import functools
 import json
 from typing import Any
 
+from mldiff._config import checked_values
 from mldiff.errors import ConfigError
 
 __all__ = ["ModelSpec", "build", "config_object", "MODEL_NAMES"]
@@ -90,9 +91,8 @@ def config_object(name: str, values: dict[str, Any]):
         raise ConfigError(
             f"unknown {name} option(s) {unknown}; known options: {sorted(known)}"
         )
-    return config_cls(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return config_cls(**checked_values(config_cls, values))
 
 
 def build(spec: ModelSpec):
