@@ -55,12 +55,18 @@ def run(args) -> int:
             f"{a['reduced_chi2']:.3g}, valid range {a['valid_range_k']}"
         )
         for name, test in summary["diagnostics"].items():
+            if test["passed"] is None:
+                print(f"{name:16s} undetermined")
+                continue
             state = "pass" if test["passed"] else "FAIL"
             print(
                 f"{name:16s} {state}  statistic {test['statistic']:.4g} "
                 f"(threshold {test['threshold']:.4g})"
             )
-        print("TTSP holds" if summary["ttsp_holds"] else "TTSP FAILS:")
+        holds = summary["ttsp_holds"]
+        print(
+            {True: "TTSP holds", False: "TTSP FAILS:"}.get(holds, "TTSP undetermined:")
+        )
         for reason in summary["reasons"]:
             print(f"  - {reason}")
     if args.out:

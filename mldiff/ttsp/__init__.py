@@ -2,6 +2,9 @@
 
 - :mod:`~mldiff.ttsp.data`: tables (CSV or arrays, units in column names),
   validation, synthetic generalized-Maxwell data (WLF or two Arrhenius processes);
+- :mod:`~mldiff.ttsp.curves`: one GP per isotherm in log–log coordinates;
+- :mod:`~mldiff.ttsp.pairwise`: the relative shift of two neighbouring
+  isotherms (global search, identifiability, uncertainty);
 - :mod:`~mldiff.ttsp.superposition`: GP-based automatic shift factors log aT
   (and log bT) with uncertainty, master curves;
 - :mod:`~mldiff.ttsp.shift_models`: WLF and Arrhenius fits with covariance and
@@ -20,10 +23,20 @@ Example:
     (True, 0.0)
 """
 
-from mldiff.ttsp import data, diagnostics, shift_models, superposition, surrogate
+from mldiff.ttsp import (
+    curves,
+    data,
+    diagnostics,
+    pairwise,
+    shift_models,
+    superposition,
+    surrogate,
+)
 from mldiff.ttsp.data import TTSPData, TTSPDataError, from_arrays, read_csv
 
 __all__ = [
+    "curves",
+    "pairwise",
     "data",
     "diagnostics",
     "shift_models",

@@ -44,6 +44,7 @@ __all__ = [
     "wlf_shift",
     "arrhenius_shift",
     "wlf_maxwell_data",
+    "melt_spectrum",
     "two_process_data",
     "GAS_CONSTANT_J_MOL_K",
 ]
@@ -409,16 +410,17 @@ def wlf_maxwell_data(
     n_modes: int = 20,
     n_temperatures: int = 8,
     frequency_range_rad_s=(0.1, 100.0),
-    points_per_decade: int = 10,
+    points_per_decade: float | int = 10,
     noise: float = 0.02,
     seed: int = 0,
+    spectrum=None,
 ) -> TTSPData:
     """Thermorheologically simple synthetic data: generalized Maxwell + WLF.
 
-    Twenty modes with ``τᵢ`` log-spaced over 1e-4…1e11 s at ``t_ref_k`` and
-    ``gᵢ ∝ τᵢ^-0.3`` modulated (a broad, structured spectrum); every mode shifts
-    by the same ``aT`` (WLF), so the curves superpose exactly before noise.
-    Noise is multiplicative Gaussian, ``G (1 + noise·N(0, 1))``.
+    By default twenty modes with ``τᵢ`` log-spaced over 1e-4…1e11 s at
+    ``t_ref_k`` and ``gᵢ ∝ τᵢ^-0.3`` modulated (a broad, structured spectrum);
+    every mode shifts by the same ``aT`` (WLF), so the curves superpose exactly
+    before noise. Noise is multiplicative Gaussian, ``G (1 + noise·N(0, 1))``.
 
     Args:
         temperatures_k: ``[m]`` temperatures, K (default ``t_ref_k - 5 + 5 k``
@@ -430,9 +432,12 @@ def wlf_maxwell_data(
         n_modes: number of Maxwell modes.
         n_temperatures: used when ``temperatures_k`` is None.
         frequency_range_rad_s: measured window, rad/s.
-        points_per_decade: log-spaced frequencies per decade.
+        points_per_decade: log-spaced frequencies per decade (the window gets
+            ``round(decades · points_per_decade) + 1`` of them).
         noise: relative noise level (0.02 = 2 %).
         seed: NumPy seed of the noise.
+        spectrum: ``(τ [k] (s), g [k] (Pa))`` at ``t_ref_k`` instead of the
+            default (then ``n_modes`` is unused), e.g. :func:`melt_spectrum`.
 
     Returns:
         a validated :class:`TTSPData` with storage and loss moduli.
@@ -440,7 +445,9 @@ def wlf_maxwell_data(
     if temperatures_k is None:
         temperatures_k = t_ref_k + 5.0 * (np.arange(n_temperatures) - 1)
     temperatures_k = np.asarray(temperatures_k, dtype=np.float64)
-    tau, g = _spectrum(n_modes, -4.0, 11.0, 1e9, -0.3)
+    if spectrum is None:
+        spectrum = _spectrum(n_modes, -4.0, 11.0, 1e9, -0.3)
+    tau, g = (np.asarray(a, dtype=np.float64) for a in spectrum)
     log_at = wlf_shift(temperatures_k, c1, c2, t_ref_k)
     return _dynamic_table(
         temperatures_k,
@@ -450,6 +457,62 @@ def wlf_maxwell_data(
         noise,
         seed,
     )
+
+
+def melt_spectrum(
+    *,
+    plateau_modulus_pa: float = 1e6,
+    longest_time_s: float = 1e6,
+    glass_time_s: float = 1e-2,
+    entanglement_exponent: float = 0.23,
+    transition_exponent: float = 0.67,
+    modes_per_decade: float = 2.0,
+    decades_below: float = 4.0,
+):
+    """Discrete relaxation spectrum of an entangled melt (BSW with glass term).
+
+    ``H(τ) = nₑ G_N [(τ/τ_max)^nₑ + (τ/τ_c)^-n_g]`` for ``τ ≤ τ_max``: the
+    ``-n_g`` branch gives the power-law transition zone (``G′, G″ ∝ ω^n_g``
+    at ``ωτ_c > 1``), the ``nₑ`` branch the rubbery plateau ``G_N``, and the
+    cut-off at ``τ_max`` the terminal zone (``G′ ∝ ω²``, ``G″ ∝ ω``). Modes
+    are log-spaced, ``gᵢ = H(τᵢ) Δln τ``.
+
+    Args:
+        plateau_modulus_pa: ``G_N``, Pa.
+        longest_time_s: ``τ_max``, s.
+        glass_time_s: ``τ_c``, s.
+        entanglement_exponent: ``nₑ``.
+        transition_exponent: ``n_g``.
+        modes_per_decade: mode density (about 1 or less leaves ripples).
+        decades_below: the shortest mode is this many decades below ``τ_c``.
+
+    Returns:
+        ``(τ [k] (s), g [k] (Pa))``, for :func:`maxwell_moduli`.
+
+    References:
+        M. Baumgaertel, A. Schausberger and H. H. Winter, Rheol. Acta 29, 400
+        (1990); M. Baumgaertel, M. E. De Rosa, J. Machado, M. Masse and H. H.
+        Winter, Rheol. Acta 31, 75 (1992).
+
+    Example:
+        >>> tau, g = melt_spectrum(longest_time_s=1e4, glass_time_s=1e-4)
+        >>> s, _ = maxwell_moduli(np.array([1.0]), g, tau)  # on the plateau
+        >>> bool(0.5e6 < s[0] < 2e6)
+        True
+    """
+    lo = math.log10(glass_time_s) - decades_below
+    hi = math.log10(longest_time_s)
+    n = max(int(round((hi - lo) * modes_per_decade)), 1) + 1
+    tau = 10 ** np.linspace(lo, hi, n)
+    h = (
+        entanglement_exponent
+        * plateau_modulus_pa
+        * (
+            (tau / longest_time_s) ** entanglement_exponent
+            + (tau / glass_time_s) ** -transition_exponent
+        )
+    )
+    return tau, h * math.log(10.0) * (hi - lo) / (n - 1)
 
 
 def _spectrum(n, log_tau_min, log_tau_max, g0, slope):

@@ -59,7 +59,9 @@ def master_curve_figure(table: TTSPData, summary: dict):
     rate = "ω aT (rad/s)" if table.domain == "frequency" else "1 / (t/aT) (1/s)"
     ax.set_xlabel(f"reduced {rate}")
     ax.set_ylabel(", ".join(_LABELS.get(n, n) for n in table.quantities))
-    verdict = "TTSP holds" if summary["ttsp_holds"] else "TTSP FAILS"
+    verdict = {True: "TTSP holds", False: "TTSP FAILS"}.get(
+        summary["ttsp_holds"], "TTSP undetermined"
+    )
     ax.set_title(
         f"master curve at {summary['reference_temperature_k']:g} K — {verdict}"
     )

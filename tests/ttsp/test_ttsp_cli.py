@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from mldiff.cli import main
-from mldiff.ttsp.data import wlf_shift, write_csv
+from mldiff.ttsp.data import melt_spectrum, wlf_maxwell_data, wlf_shift, write_csv
 
 
 def test_cli_writes_interface_json_and_figures(tmp_path, simple_data, capsys):
@@ -52,3 +52,21 @@ def test_cli_reports_malformed_csv(tmp_path, capsys):
     assert main(["ttsp", str(path), "--reference-temperature", "300"]) == 2
     err = capsys.readouterr().err
     assert "mldiff ttsp: error" in err
+
+
+def test_cli_reports_an_undetermined_verdict(tmp_path, capsys):
+    # reference: a melt measured on its rubbery plateau only: G' is flat in
+    # the window, so no neighbour shift is identifiable from G' alone and the
+    # G'/G'' agreement cannot be tested (neither "holds" nor "fails")
+    data = wlf_maxwell_data(
+        temperatures_k=[373.0, 378.0, 383.0],
+        frequency_range_rad_s=(0.1, 100.0),
+        spectrum=melt_spectrum(longest_time_s=1e12, glass_time_s=1e-5),
+    )
+    write_csv(tmp_path / "d.csv", data)
+    rc = main(["ttsp", str(tmp_path / "d.csv"), "--reference-temperature", "373"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "shift_agreement  undetermined" in out
+    assert "TTSP undetermined:" in out
+    assert "no pair's shift is identifiable" in out

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mldiff.ttsp import superposition
+from mldiff.ttsp import pairwise, superposition
 from mldiff.ttsp.data import (
     _spectrum,
     from_arrays,
@@ -75,6 +75,6 @@ def test_master_curve_collapses_onto_the_reference_model(simple_data, simple_sum
 def test_pair_optimiser_compiles_once_per_shape(simple_summary):
     # simple_summary already superposed 8 isotherms of 31 points; a new data set
     # with the same shapes must reuse the compiled optimiser
-    before = superposition._optimise_pair._cache_size()
+    before = pairwise._optimise_pair._cache_size()
     superposition.shift_factors(wlf_maxwell_data(seed=5, n_temperatures=3), 373.0)
-    assert superposition._optimise_pair._cache_size() == before
+    assert pairwise._optimise_pair._cache_size() == before
