@@ -236,8 +236,8 @@ def shift_agreement(
 
     Each shift is the global optimum of
     :func:`~mldiff.ttsp.pairwise.search_pair_shift`, refined also from
-    ``start``. A pair whose shift is not identifiable from either quantity
-    alone (flat, multimodal or unbounded objective) is undetermined: its
+    ``start``. A pair whose shift one of the quantities alone does not
+    identify (flat, multimodal or unbounded objective) is undetermined: its
     ``z`` is NaN, and it is no evidence either way.
 
     Args:
@@ -252,12 +252,12 @@ def shift_agreement(
     """
     out, identified = [], []
     for name in names:
-        curves = models[name]
+        isotherms = models[name]
         found = [
             pairwise.search_pair_shift(
                 [(a, b)], start=None if start is None else start[k]
             )
-            for k, (a, b) in enumerate(zip(curves, curves[1:], strict=False))
+            for k, (a, b) in enumerate(zip(isotherms, isotherms[1:], strict=False))
         ]
         out.append(np.array([r.params[0] for r in found]))
         out.append(np.sqrt(np.array([r.cov[0, 0] for r in found])))
