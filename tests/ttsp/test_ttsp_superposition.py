@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from compile_counter import count_traces
 
 from mldiff.ttsp import pairwise, superposition
 from mldiff.ttsp.data import (
@@ -75,6 +76,6 @@ def test_master_curve_collapses_onto_the_reference_model(simple_data, simple_sum
 def test_pair_optimiser_compiles_once_per_shape(simple_summary):
     # simple_summary already superposed 8 isotherms of 31 points; a new data set
     # with the same shapes must reuse the compiled optimiser
-    before = pairwise._optimise_pair._cache_size()
-    superposition.shift_factors(wlf_maxwell_data(seed=5, n_temperatures=3), 373.0)
-    assert pairwise._optimise_pair._cache_size() == before
+    with count_traces() as traces:
+        superposition.shift_factors(wlf_maxwell_data(seed=5, n_temperatures=3), 373.0)
+    assert traces[pairwise._optimise_pair.__name__] == 0
