@@ -46,6 +46,20 @@ pass/fail flags, device and JAX version.
 ``--quick`` proves the pipeline in a few minutes: ≈40 structures of 32 atoms
 (64 for Si), a tiny model (2 layers, 8 features, l_max 1), 40 epochs and 200 MD
 steps. Its metrics are not expected to meet the targets.
+
+**Default loss weights** (issue 36)::
+
+    python benchmarks/bench_train_potential.py --defaults [--seeds 0 1 2]
+
+trains a small NequIP (2 layers, 16 features, l_max 1, radial MLP (32,), 5 Å)
+for 40 epochs with the default :class:`~mldiff.training.TrainConfig` and with
+the old defaults (energy weight 1, forces weight 10, no stage two, AdamW
+beta2 0.999), the same seeds and data, on fcc Cu cells labelled by EMT that
+mix vacancies, shear strain and rattles (:func:`mixed_cells`: 27- and 32-atom
+cells, 100 train / 20 validation / 40 test). One JSON line per (weights,
+seed): test energy MAE (meV/atom), force MAE (meV/Å), wall time, and pass
+flags against the issue's targets (≤ 5 meV/atom, ≤ 20 meV/Å); then a summary
+line with the means and maxima over the seeds.
 """
 
 import argparse
@@ -73,6 +87,19 @@ TARGETS = {
     "energy_mae_mev_per_atom": 2.0,
     "forces_mae_mev_per_angstrom": 20.0,
     "nve_drift_mev_per_atom": 1.0,
+}
+DEFAULTS_TARGETS = {
+    "energy_mae_mev_per_atom": 5.0,
+    "forces_mae_mev_per_angstrom": 20.0,
+}
+SMALL_NEQUIP = {"num_layers": 2, "features": 16, "l_max": 1, "radial_mlp": [32]}
+# the TrainConfig defaults before issue 36: one stage, forces 10 : energy 1,
+# AdamW's usual beta2
+OLD_DEFAULTS = {
+    "energy_weight": 1.0,
+    "forces_weight": 10.0,
+    "stage_two_fraction": 0.0,
+    "adam_beta2": 0.999,
 }
 CU_A = 3.6  # Å, close to EMT's equilibrium lattice constant of Cu
 SI_A = 5.431  # Å, Stillinger–Weber diamond Si
@@ -155,6 +182,122 @@ def _si_data(quick: bool, seed: int) -> list:
     for a in liquid:
         a.info["config_type"] = "liquid"
     return items + mdata.label(liquid, calc, progress=False)
+
+
+def mixed_cells(n: int, seed: int) -> list:
+    """Cu fcc cells mixing vacancies, shear strain and rattles, labelled by EMT.
+
+    Cell ``k`` is the 2×2×2 cubic cell (32 atoms) for even ``k``, else the
+    3×3×3 primitive (rhombohedral) cell (27 atoms), a = 3.6 Å. By ``k % 4``
+    it is rattled only, sheared, given vacancies, or both: 1 or 2 atoms
+    removed; a pure shear strain with the three tensor shear components
+    uniform in ±5 %; then every cell is rattled with a standard deviation
+    drawn uniformly from 0.02–0.1 Å. ``info["config_type"]`` names the mix.
+    Any block of 4 consecutive cells holds each mix once.
+    """
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(seed)
+    cells = []
+    for k in range(n):
+        if k % 2 == 0:
+            atoms = bulk("Cu", "fcc", a=CU_A, cubic=True).repeat(2)
+        else:
+            atoms = bulk("Cu", "fcc", a=CU_A).repeat(3)
+        kinds = []
+        if k % 4 in (2, 3):
+            n_vac = int(rng.integers(1, 3))
+            del atoms[[int(i) for i in rng.choice(len(atoms), n_vac, replace=False)]]
+            kinds.append(f"vacancy{n_vac}")
+        if k % 4 in (1, 3):
+            g = rng.uniform(-0.05, 0.05, 3)
+            eps = np.array([[0, g[2], g[1]], [g[2], 0, g[0]], [g[1], g[0], 0]])
+            atoms.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
+            kinds.append("shear")
+        stdev = rng.uniform(0.02, 0.1)
+        atoms.positions = atoms.positions + rng.normal(0, stdev, atoms.positions.shape)
+        kinds.append("rattle")
+        atoms.info["config_type"] = "+".join(kinds)
+        cells.append(atoms)
+    return mdata.label(cells, EMT(), progress=False)
+
+
+def compare_defaults(args) -> list[dict]:
+    """Default vs old loss weights on :func:`mixed_cells`; one JSON line each."""
+    out = args.out or "/tmp/bench-defaults"
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "mixed.extxyz")
+    cached = os.path.exists(path)
+    t0 = time.perf_counter()
+    if cached:
+        items = mdata.read_extxyz(path)
+    else:
+        items = mixed_cells(160, seed=args.data_seed)
+        mdata.write_extxyz(path, items)
+    t_data = time.perf_counter() - t0
+    # blocks of 4 cells hold each mix once, so every split holds all mixes
+    tr, va, te = items[:100], items[100:120], items[120:]
+    _log(f"{len(items)} cells ({'cached' if cached else f'{t_data:.0f} s'})")
+    reports = []
+    for seed in args.seeds:
+        for case, overrides in (("defaults", {}), ("old-defaults", OLD_DEFAULTS)):
+            config = TrainConfig(
+                model="nequip",
+                model_config=SMALL_NEQUIP,
+                epochs=args.epochs or 40,
+                seed=seed,
+                **overrides,
+            )
+            t0 = time.perf_counter()
+            result = train(
+                config,
+                tr,
+                va,
+                os.path.join(out, f"run-{case}-seed{seed}"),
+                progress=False,
+            )
+            t_train = time.perf_counter() - t0
+            model = result.model
+            pred = predict_items(
+                model.potential, model.params, te, batch_size=4, dtype=jnp.float32
+            )
+            test = metrics(te, pred)
+            e_mae = test["energy_mae_mev_per_atom"]
+            f_mae = test["forces_mae_mev_per_angstrom"]
+            report = {
+                "case": f"cu-mixed-{case}",
+                "seed": seed,
+                "energy_weight": config.energy_weight,
+                "forces_weight": config.forces_weight,
+                "stage_two_fraction": config.stage_two_fraction,
+                "stage_two_energy_factor": config.stage_two_energy_factor,
+                "adam_beta2": config.adam_beta2,
+                "model_config": SMALL_NEQUIP,
+                "epochs": len(result.history),
+                "best_epoch": result.best_epoch,
+                "n_train": len(tr),
+                "n_val": len(va),
+                "n_test": len(te),
+                "train_s": t_train,
+                "energy_mae_mev_per_atom": e_mae,
+                "forces_mae_mev_per_angstrom": f_mae,
+                "targets": DEFAULTS_TARGETS,
+                "energy_pass": e_mae <= DEFAULTS_TARGETS["energy_mae_mev_per_atom"],
+                "forces_pass": f_mae <= DEFAULTS_TARGETS["forces_mae_mev_per_angstrom"],
+                "device": jax.devices()[0].device_kind,
+                "jax": jax.__version__,
+            }
+            print(json.dumps(report), flush=True)
+            reports.append(report)
+    summary = {"case": "cu-mixed-summary", "seeds": list(args.seeds)}
+    for case in ("defaults", "old-defaults"):
+        rows = [r for r in reports if r["case"] == f"cu-mixed-{case}"]
+        for key in ("energy_mae_mev_per_atom", "forces_mae_mev_per_angstrom"):
+            summary[f"{case}_{key}_mean"] = float(np.mean([r[key] for r in rows]))
+            summary[f"{case}_{key}_max"] = float(np.max([r[key] for r in rows]))
+        summary[f"{case}_train_s"] = float(sum(r["train_s"] for r in rows))
+    print(json.dumps(summary), flush=True)
+    return reports
 
 
 def load_or_generate(system: str, quick: bool, seed: int, path: str):
@@ -263,7 +406,18 @@ def nve_drift(model, system: str, steps: int, seed: int) -> dict:
 def main(argv=None) -> dict:
     """Parse arguments, run the four steps and print the JSON line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--system", choices=("cu", "si"), required=True)
+    p.add_argument("--system", choices=("cu", "si"))
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="default vs old loss weights on mixed Cu cells (issue 36)",
+    )
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="--defaults: run seeds"
+    )
+    p.add_argument(
+        "--data-seed", type=int, default=0, help="--defaults: seed of the cells"
+    )
     p.add_argument("--quick", action="store_true", help="tiny data, model and MD")
     p.add_argument(
         "--out", default=None, help="output dir (default /tmp/bench-SYSTEM[-quick])"
@@ -287,6 +441,10 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.defaults:
+        return compare_defaults(args)
+    if args.system is None:
+        p.error("give --system cu|si, or --defaults")
     out = args.out or f"/tmp/bench-{args.system}{'-quick' if args.quick else ''}"
     os.makedirs(out, exist_ok=True)
 

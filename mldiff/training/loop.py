@@ -1,14 +1,21 @@
 """The training loop for learned potentials.
 
 optax AdamW with warm-up and cosine decay, gradient clipping, an EMA of the
-parameters, validation each epoch, early stopping, atomic checkpoints and exact
-resume.
+parameters, two loss stages, validation each epoch, early stopping, atomic
+checkpoints and exact resume.
+
+Stages (MACE's recipe): stage one fits forces first (``forces_weight`` well
+above ``energy_weight``); the last ``stage_two_fraction`` of the epochs raise
+the energy weight by ``stage_two_energy_factor`` (:func:`loss_weights`), an
+argument of the one compiled step. The validation loss that picks the best
+epoch and drives early stopping always uses the final stage's weights; when
+stage one runs out of patience, stage two starts at once.
 
 Determinism: parameters are initialised from ``config.seed`` and the batch
 order of epoch ``k`` depends only on ``(config.seed, k)``; the full state
-(parameters, EMA, optimiser, history, early-stopping counter) is checkpointed
-at the end of each epoch. A killed run therefore resumes at the last finished
-epoch and ends with the same parameters as an uninterrupted run.
+(parameters, EMA, optimiser, history, early-stopping counter, stage) is
+checkpointed at the end of each epoch. A killed run therefore resumes at the
+last finished epoch and ends with the same parameters as an uninterrupted run.
 """
 
 import dataclasses
@@ -33,6 +40,8 @@ __all__ = [
     "TrainResult",
     "model_spec_from_data",
     "make_optimizer",
+    "loss_weights",
+    "stage_two_epoch",
     "train_step",
     "train",
     "evaluate",
@@ -125,16 +134,62 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     )
     opt = optax.chain(
         optax.clip_by_global_norm(config.clip_norm),
-        optax.adamw(schedule, weight_decay=config.weight_decay),
+        optax.adamw(schedule, b2=config.adam_beta2, weight_decay=config.weight_decay),
     )
     return opt, schedule
 
 
-def train_step(loss, optimizer, ema_decay: float):
-    """``(params, ema, opt_state, batch) -> (params, ema, opt_state, loss)``, pure."""
+def stage_two_epoch(config: TrainConfig) -> int:
+    """First epoch of stage two as planned; ``config.epochs`` when there is none.
 
-    def step(params, ema, opt_state, batch):
-        value, grads = jax.value_and_grad(loss)(params, batch)
+    Example:
+        >>> stage_two_epoch(TrainConfig(epochs=40, stage_two_fraction=0.25))
+        30
+    """
+    return config.epochs - round(config.epochs * config.stage_two_fraction)
+
+
+def loss_weights(config: TrainConfig, stage: int) -> tuple[float, float, float]:
+    """Loss weights ``(energy, forces, stress)`` of training stage 1 or 2.
+
+    Stage two is MACE's ("SWA", Batatia et al. 2022): the same force and
+    stress weights and an energy weight raised by
+    ``config.stage_two_energy_factor``, for the last
+    ``config.stage_two_fraction`` of the epochs. It fits the energy levels
+    that forces do not determine once stage one has shaped the surface.
+
+    Args:
+        config: the run's configuration.
+        stage: 1 or 2.
+
+    Returns:
+        Energy weight in 1/(eV/atom)², forces in 1/(eV/Å)², stress in 1/(eV/Å³)².
+
+    Example:
+        >>> loss_weights(TrainConfig(energy_weight=1.0, forces_weight=10.0,
+        ...                          stage_two_energy_factor=100.0), 2)
+        (100.0, 10.0, 0.0)
+
+    References:
+        I. Batatia et al., "MACE: Higher order equivariant message passing
+        neural networks for fast and accurate force fields", NeurIPS 2022;
+        the ``mace`` package's ``--swa`` / stage-two options.
+    """
+    factor = config.stage_two_energy_factor if stage == 2 else 1.0
+    return (config.energy_weight * factor, config.forces_weight, config.stress_weight)
+
+
+def train_step(loss, optimizer, ema_decay: float):
+    """``(params, ema, opt_state, batch) -> (params, ema, opt_state, loss)``, pure.
+
+    An optional fifth argument ``energy_factor`` (scalar array) is passed on
+    to ``loss`` (:func:`losses.loss_fn`): the training stages differ only in
+    its value, so one compiled step serves both.
+    """
+
+    def step(params, ema, opt_state, batch, energy_factor=None):
+        extra = {} if energy_factor is None else {"energy_factor": energy_factor}
+        value, grads = jax.value_and_grad(loss)(params, batch, **extra)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         if ema_decay > 0:
@@ -328,6 +383,7 @@ def train(
         "best_epoch": -1,
         "wait": 0,
         "stopped_early": False,
+        "stage_two_epoch": stage_two_epoch(config),
     }
     best = ema
     if resumed:
@@ -337,25 +393,37 @@ def train(
         best = checkpoint.restore(best, payload["params"])
         opt_state = checkpoint.restore(opt_state, arrays["opt_state"])
         state = meta["state"]
+        state.setdefault("stage_two_epoch", stage_two_epoch(config))
 
-    loss = losses.loss_fn(
-        potential.energy,
-        config.energy_weight,
-        config.forces_weight,
-        config.stress_weight,
-    )
+    loss = losses.loss_fn(potential.energy, *loss_weights(config, 1))
     if mesh is None:
         step = jax.jit(train_step(loss, optimizer, config.ema_decay))
     else:
         step = parallel.data_parallel(
             train_step(loss, optimizer, config.ema_decay), mesh
         )
-    sums_fn = jax.jit(losses.error_sums(potential.energy, with_stress))
-    val_loss_weights = {
-        "energy_rmse_mev_per_atom": config.energy_weight,
-        "forces_rmse_mev_per_angstrom": config.forces_weight,
-        "stress_rmse_gpa": config.stress_weight,
+    # stage two multiplies the energy weight; an argument, not a constant, so
+    # both stages run one compiled step
+    energy_factor = {
+        1: jnp.asarray(1.0, dtype),
+        2: jnp.asarray(config.stage_two_energy_factor, dtype),
     }
+    sums_fn = jax.jit(losses.error_sums(potential.energy, with_stress))
+    # validation loss in the weights of the last stage, the model's final
+    # objective: best epoch and early stopping compare like with like across
+    # the stage switch
+    last_stage = 2 if stage_two_epoch(config) < config.epochs else 1
+    val_loss_weights = dict(
+        zip(
+            (
+                "energy_rmse_mev_per_atom",
+                "forces_rmse_mev_per_angstrom",
+                "stress_rmse_gpa",
+            ),
+            loss_weights(config, last_stage),
+            strict=True,
+        )
+    )
 
     def save_state():
         header = {
@@ -375,15 +443,17 @@ def train(
     )
     while state["epoch"] < config.epochs and not state["stopped_early"]:
         epoch = state["epoch"]
+        stage = 2 if epoch >= state["stage_two_epoch"] else 1
         t0 = time.perf_counter()
         total, count = 0.0, 0
         for batch in epoch_batches(train_set, shuffle=True, epoch=epoch):
-            params, ema, opt_state, value = step(params, ema, opt_state, batch)
+            params, ema, opt_state, value = step(
+                params, ema, opt_state, batch, energy_factor[stage]
+            )
             total, count = total + float(value), count + 1
         metrics = evaluate(
             potential, ema, epoch_batches(val_set, shuffle=False), with_stress, sums_fn
         )
-        # validation loss in the same relative weighting as training
         val_loss = sum(
             w * metrics.get(k, 0.0) ** 2 for k, w in val_loss_weights.items()
         )
@@ -402,6 +472,7 @@ def train(
             )
         record = {
             "epoch": epoch,
+            "stage": stage,
             "train_loss": total / max(count, 1),
             "val_loss": val_loss,
             "learning_rate": float(schedule((epoch + 1) * steps_per_epoch)),
@@ -425,7 +496,10 @@ def train(
         else:
             state["wait"] += 1
             if config.patience and state["wait"] >= config.patience:
-                state["stopped_early"] = True
+                if stage == 1 and last_stage == 2:  # stage one stalled: on to two
+                    state.update(stage_two_epoch=epoch + 1, wait=0)
+                else:
+                    state["stopped_early"] = True
         state["epoch"] = epoch + 1
         save_state()
         bar.update(1)

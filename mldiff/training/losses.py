@@ -64,23 +64,27 @@ def _weights(batch, slot_weights=None):
 
 
 def loss_fn(energy_fn, energy_weight, forces_weight, stress_weight):
-    """``(params, batch, weights=None) -> loss``: weighted mean squared errors.
+    """``(params, batch, weights=None, energy_factor=1) -> loss``: weighted MSEs.
 
-    The energy term is on energy per atom (eV/atom), the force term on force
-    components (eV/Å), the stress term on stress components (eV/Å³); each is a
-    mean over the real entries of the batch. Optional ``weights`` ``[B]`` scale
-    each structure slot (e.g. bootstrap counts of an ensemble member).
+    ``energy_weight · mean(ΔE/n)² + forces_weight · mean(ΔF_k)² +
+    stress_weight · mean(Δσ_k)²``: the energy term is on energy per atom
+    (eV/atom), the force term on force components (eV/Å), the stress term on
+    stress components (eV/Å³); each is a mean over the real entries of the
+    batch, as in MACE's and NequIP's weighted losses. Optional ``weights``
+    ``[B]`` scale each structure slot (e.g. bootstrap counts of an ensemble
+    member); ``energy_factor`` (a scalar, may be traced) multiplies the energy
+    weight, so that the stages of a run share one compiled step.
     """
     predict_fn = predict(energy_fn, with_stress=stress_weight > 0)
 
-    def loss(params, batch, weights=None):
+    def loss(params, batch, weights=None, energy_factor=1.0):
         e, f, s = predict_fn(params, batch)
         n, w_e, w_f, w_s = _weights(batch, weights)
         de = (e - batch.energy) / n
         le = jnp.sum(w_e * de**2) / jnp.maximum(jnp.sum(w_e), 1.0)
         df2 = jnp.sum((f - batch.forces) ** 2, axis=-1)
         lf = jnp.sum(w_f * df2) / jnp.maximum(3.0 * jnp.sum(w_f), 1.0)
-        total = energy_weight * le + forces_weight * lf
+        total = energy_weight * energy_factor * le + forces_weight * lf
         if stress_weight > 0:
             ds2 = jnp.sum((s - batch.stress) ** 2, axis=(-1, -2))
             ls = jnp.sum(w_s * ds2) / jnp.maximum(9.0 * jnp.sum(w_s), 1.0)
