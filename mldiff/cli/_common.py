@@ -219,6 +219,15 @@ def check_keys(mapping: dict, allowed: dict[str, type | tuple], where: str) -> N
             )
 
 
+def _split_index(path) -> tuple[str, str]:
+    """``"FILE@INDEX"`` → ``("FILE", "INDEX")``; a path that exists is taken whole."""
+    path = str(path)
+    if "@" not in path or os.path.exists(path):
+        return path, ""
+    name, _, index = path.rpartition("@")
+    return name, index
+
+
 def read_atoms(path: str):
     """Read a one-structure file that ASE reads (extxyz, CIF, POSCAR, …).
 
@@ -227,7 +236,7 @@ def read_atoms(path: str):
     """
     from ase.io import read
 
-    name, _, index = str(path).rpartition("@") if "@" in str(path) else (path, "", "")
+    name, index = _split_index(path)
     if not os.path.exists(name):
         raise ConfigError(f"structure file {name!r} does not exist")
     try:
@@ -248,7 +257,7 @@ def read_frames(path: str) -> list:
     """Every structure of a file (``FILE@SLICE`` as in ASE), at least one."""
     from ase.io import read
 
-    name, _, index = str(path).rpartition("@") if "@" in str(path) else (path, "", "")
+    name, index = _split_index(path)
     if not os.path.exists(name):
         raise ConfigError(f"structure file {name!r} does not exist")
     try:
