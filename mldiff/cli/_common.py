@@ -234,17 +234,7 @@ def read_atoms(path: str):
     A file with several frames is refused (the command would silently use one
     of them): ``FILE@INDEX`` picks a frame, as in ASE.
     """
-    from ase.io import read
-
-    name, index = _split_index(path)
-    if not os.path.exists(name):
-        raise ConfigError(f"structure file {name!r} does not exist")
-    try:
-        frames = read(name, index=index or ":")
-    except Exception as err:  # ASE raises many types for unreadable files
-        raise ConfigError(f"could not read structure file {path!r}: {err}") from err
-    if not isinstance(frames, list):
-        return frames
+    frames = read_frames(path)
     if len(frames) != 1:
         raise ConfigError(
             f"{path!r} holds {len(frames)} structures; this command takes one: "

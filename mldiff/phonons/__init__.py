@@ -188,6 +188,15 @@ def run(
 MAX_SUPERCELL_ATOMS = 10_000  # force constants 7.2 GB in float64
 
 
+def _widths(lattice) -> list[float]:
+    """Distances between opposite faces of the cell with rows ``lattice``, Å."""
+    volume = abs(np.linalg.det(lattice))
+    return [
+        volume / np.linalg.norm(np.cross(lattice[(i + 1) % 3], lattice[(i + 2) % 3]))
+        for i in range(3)
+    ]
+
+
 def check_supercell(structure: Structure, supercell_matrix, cutoff: float) -> None:
     """Refuse a supercell that cannot give meaningful force constants.
 
@@ -233,20 +242,10 @@ def check_supercell(structure: Structure, supercell_matrix, cutoff: float) -> No
             f"{72 * n * n / 2**30:.1f} GiB (the limit is {MAX_SUPERCELL_ATOMS} "
             "atoms): use a smaller supercell"
         )
-    lattice = m.T @ np.asarray(structure.cell, np.float64)
-    volume = abs(np.linalg.det(lattice))
-    widths = [
-        volume / np.linalg.norm(np.cross(lattice[(i + 1) % 3], lattice[(i + 2) % 3]))
-        for i in range(3)
-    ]
+    unit = np.asarray(structure.cell, np.float64)
+    widths = _widths(m.T @ unit)
     if min(widths) < cutoff:
-        unit = np.asarray(structure.cell, np.float64)
-        unit_widths = [
-            abs(np.linalg.det(unit))
-            / np.linalg.norm(np.cross(unit[(i + 1) % 3], unit[(i + 2) % 3]))
-            for i in range(3)
-        ]
-        need = " ".join(str(int(np.ceil(cutoff / w))) for w in unit_widths)
+        need = " ".join(str(int(np.ceil(cutoff / w))) for w in _widths(unit))
         what = (
             f"the supercell is {min(widths):.2f} Å thick, less than the "
             f"potential's cutoff {cutoff:.2f} Å"
