@@ -20,6 +20,7 @@ __all__ = [
     "ScreeningError",
     "RecommenderError",
     "OracleError",
+    "TTSPDataError",
     "check_float64",
 ]
 
@@ -79,6 +80,10 @@ class ScreeningError(MldiffError):
 
 class RecommenderError(MldiffError):
     """A materials × properties matrix or a recommender request is invalid."""
+
+
+class TTSPDataError(MldiffError):
+    """A time–temperature superposition table is malformed."""
 
 
 class OracleError(MldiffError):

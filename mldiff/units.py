@@ -33,6 +33,8 @@ __all__ = [
     "kB_J_K",
     "h_J_s",
     "me_kg",
+    "avogadro",
+    "gas_constant_j_mol_k",
     "masses_amu",
     "PHONOPY_KB_J_K",
     "PHONOPY_PLANCK_EV_S",
@@ -53,6 +55,7 @@ amu_kg = 1.660539040e-27  # atomic mass unit, kg
 kB_J_K = 1.38064852e-23  # Boltzmann constant, J/K
 h_J_s = 6.626070040e-34  # Planck constant, J·s
 me_kg = 9.10938356e-31  # electron mass, kg
+avogadro = 6.022140857e23  # Avogadro constant, 1/mol (ase.units._Nav)
 _c = 299792458.0  # speed of light, m/s (exact)
 _mu0 = 4e-7 * math.pi  # vacuum permeability, N/A² (exact before SI 2019)
 
@@ -63,6 +66,7 @@ amu = 1.0
 kB = kB_J_K / e_C  # Boltzmann constant, eV/K
 GPa = 1e9 * 1e-30 / e_C  # one GPa in eV/Å³
 eV_per_A3_to_GPa = 1.0 / GPa  # GPa per eV/Å³ (160.21766208), the only such factor
+gas_constant_j_mol_k = avogadro * kB_J_K  # molar gas constant R, J/(mol·K)
 # ASE's time unit is Å·sqrt(amu/eV); one femtosecond in that unit:
 fs = 1e-15 / (1e-10 * math.sqrt(amu_kg / e_C))
 # Bohr radius 4πε₀ħ²/(mₑe²), Å (0.5291772105638411)

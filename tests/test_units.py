@@ -28,6 +28,7 @@ def test_constants_equal_ase(ours, theirs):
         (units.kB_J_K, "_k"),
         (units.h_J_s, "_hplanck"),
         (units.me_kg, "_me"),
+        (units.avogadro, "_Nav"),
         (units.Bohr, "Bohr"),
     ],
 )
@@ -35,6 +36,14 @@ def test_si_constants_are_ase_codata_2014(ours, name):
     # ase.units' CODATA 2014 set, the one mldiff states
     assert ase_units.__codata_version__ == "2014"
     assert ours == pytest.approx(getattr(ase_units, name), rel=1e-15)
+
+
+def test_gas_constant_is_avogadro_times_boltzmann():
+    # R = N_A k_B; CODATA 2014 recommends 8.3144598(48) J/(mol K)
+    assert units.gas_constant_j_mol_k == pytest.approx(8.3144598, abs=5e-6)
+    assert units.gas_constant_j_mol_k == pytest.approx(
+        ase_units._Nav * ase_units._k, rel=1e-15
+    )
 
 
 @pytest.mark.parametrize(

@@ -26,12 +26,15 @@ Example:
 
 import csv
 import dataclasses
+import io
 import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from mldiff.errors import MldiffError
+from mldiff import units
+from mldiff.errors import TTSPDataError
+from mldiff.io.files import atomic_write
 
 __all__ = [
     "TTSPDataError",
@@ -49,8 +52,8 @@ __all__ = [
     "GAS_CONSTANT_J_MOL_K",
 ]
 
-#: molar gas constant, J/(mol·K) (CODATA 2018, exact)
-GAS_CONSTANT_J_MOL_K = 8.314462618
+#: molar gas constant, J/(mol·K), from mldiff's one constant set (CODATA 2014)
+GAS_CONSTANT_J_MOL_K = units.gas_constant_j_mol_k
 
 #: quantity column -> abscissa column it is measured against
 QUANTITIES = {
@@ -64,10 +67,6 @@ QUANTITIES = {
 #: fewest temperatures and points per curve that superposition accepts
 MIN_TEMPERATURES = 3
 MIN_POINTS = 5
-
-
-class TTSPDataError(MldiffError):
-    """A time–temperature superposition table is malformed."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -309,7 +308,7 @@ def read_csv(path) -> TTSPData:
 
 
 def write_csv(path, data: TTSPData) -> None:
-    """Write a table as CSV (header with units, one row per measurement).
+    """Write a table as CSV (header with units, one row per measurement), atomically.
 
     Args:
         path: file path.
@@ -317,14 +316,15 @@ def write_csv(path, data: TTSPData) -> None:
     """
     abscissa = "frequency_rad_s" if data.domain == "frequency" else "time_s"
     names = list(data.quantities)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["temperature_k", abscissa, *names])
-        for i in range(data.temperature_k.size):
-            w.writerow(
-                [repr(float(data.temperature_k[i])), repr(float(data.abscissa[i]))]
-                + [repr(float(data.quantities[n][i])) for n in names]
-            )
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(["temperature_k", abscissa, *names])
+    for i in range(data.temperature_k.size):
+        w.writerow(
+            [repr(float(data.temperature_k[i])), repr(float(data.abscissa[i]))]
+            + [repr(float(data.quantities[n][i])) for n in names]
+        )
+    atomic_write(path, text.getvalue())
 
 
 def maxwell_moduli(frequency_rad_s, moduli_pa, times_s):
