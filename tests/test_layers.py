@@ -85,3 +85,24 @@ def test_imports_point_down(path):
             f"{path.relative_to(PACKAGE)} (layer {LAYERS[here]}) imports {module} "
             f"(layer {LAYERS[target]})"
         )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in FILES if LAYERS.get(_top(p)) == 4],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_applications_do_not_import_each_other(path):
+    here = _top(path)
+    for module in _imports(path):
+        target = module.split(".")[1] if module.startswith("mldiff.") else None
+        if target and target != here:
+            assert LAYERS.get(target) != 4, f"{here} imports the application {target}"
+
+
+def test_readme_layout_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.index("\n## ", 1)]
+    missing = [m for m in LAYERS if m not in ("_version",) and m not in layout]
+    assert not missing, f"README's Layout section does not place {missing}"
