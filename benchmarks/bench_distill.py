@@ -78,10 +78,10 @@ def test_frames(teacher, params, n_per_t=4):
 def kappa_and_frequencies(pot, params):
     """Γ/X/L frequencies (THz) and RTA κ(300 K) (W/mK) of a potential."""
     prim = Structure.from_ase(bulk("Si", "diamond", a=A_SI))
-    ph = phonons.run(prim, pot, params, [2, 2, 2])
+    ph = phonons.run(pot, params, prim, [2, 2, 2])
     freqs = np.asarray(phonons.frequencies(ph, QPOINTS))
     cubic = Structure.from_ase(bulk("Si", "diamond", a=A_SI, cubic=True))
-    ph8 = phonons.run(cubic, pot, params, [1, 1, 1], primitive_matrix=FCC)
+    ph8 = phonons.run(pot, params, cubic, [1, 1, 1], primitive_matrix=FCC)
     fc3 = third_order.third_order(
         pot, params, ph8.supercell, first_atoms=ph8.images.representative, chunk_size=4
     )

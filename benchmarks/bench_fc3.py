@@ -73,7 +73,7 @@ def main() -> None:
     atoms = bulk("Si", "diamond", a=5.431, cubic=True)
     pot = potentials.get("sw")
     s = Structure.from_ase(atoms)
-    ph = phonons.run(s, pot, None, [2, 2, 2], primitive_matrix=FCC)
+    ph = phonons.run(pot, None, s, [2, 2, 2], primitive_matrix=FCC)
     params = pot.init(None, ph.supercell)
 
     t = time.perf_counter()

@@ -140,7 +140,7 @@ def compare(case, atoms, supercell_matrix, primitive_matrix, name, repeat, peer_
 
     def end_to_end():
         return phonons.run(
-            unit, pot, params, supercell_matrix, primitive_matrix=primitive_matrix
+            pot, params, unit, supercell_matrix, primitive_matrix=primitive_matrix
         ).force_constants
 
     run_s = seconds(end_to_end, repeat=repeat)

@@ -56,7 +56,7 @@ def one_system(name: str, mesh, sigma: float) -> dict:
     else:
         atoms, pot = bulk("Cu", "fcc", a=3.6, cubic=True), potentials.get("emt")
     ph = phonons.run(
-        Structure.from_ase(atoms), pot, None, [2, 2, 2], primitive_matrix=FCC
+        pot, None, Structure.from_ase(atoms), [2, 2, 2], primitive_matrix=FCC
     )
     rep = np.asarray(ph.images.representative)
     fc3 = third_order.third_order(

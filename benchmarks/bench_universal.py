@@ -140,7 +140,7 @@ def force_constants_si216(repeat):
     s = Structure.from_ase(atoms)
 
     def ours():
-        ph = phonons.run(s, pot, supercell_matrix=supercell)
+        ph = phonons.run(pot, None, s, supercell_matrix=supercell)
         jax.block_until_ready(ph.force_constants)
         return ph
 

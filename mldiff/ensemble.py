@@ -37,7 +37,7 @@ is vmapped; e.g. the clamped-ion elastic tensor from the strain Hessian::
 A pipeline with host-side checks (``mldiff.phonons.elastic.run`` raises on
 unrelaxed ions) is looped over members instead::
 
-    cs = np.stack([elastic.run(structure, pot, p).relaxed_ion_gpa
+    cs = np.stack([elastic.run(pot, p, structure).relaxed_ion_gpa
                    for p in unstack(stacked_params)])                    # [K, 6, 6]
 
 References:

@@ -301,7 +301,7 @@ def _relax_and_phonons(potential, params, items, config: ScreenConfig) -> dict:
             ):
                 out.setdefault(key, []).append(value)
         if config.phonons:
-            ph = _phonons.run(s, potential, params, config.supercell)
+            ph = _phonons.run(potential, params, s, config.supercell)
             freqs = np.asarray(_phonons.frequencies(ph, qpoints))  # [k, 3n] THz
             out.setdefault("frequencies_thz", []).append(freqs.T)  # [3n, k]
     packed = {}

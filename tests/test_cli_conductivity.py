@@ -55,7 +55,7 @@ def test_conductivity_command_writes_kappa_figure_and_fc3(tmp_path, capsys, meth
     # phono3py on the written fc3.hdf5 (and our fc2) gives the same κ
     s = Structure.from_ase(atoms)
     pot = potentials.get("sw")
-    ph = phonons.run(s, pot, None, [1, 1, 1], primitive_matrix=FCC)
+    ph = phonons.run(pot, None, s, [1, 1, 1], primitive_matrix=FCC)
     fc3 = read_fc3_from_hdf5(tmp_path / "out" / "fc3.hdf5")  # phonopy's order
     ph3 = ref.phono3py_object(atoms, [1, 1, 1], FCC, np.asarray(ph.masses))
     perm = phonopy_order(ph.supercell, s, [1, 1, 1])

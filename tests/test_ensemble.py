@@ -410,7 +410,7 @@ def test_phonon_frequency_spread_equals_member_by_member(full_run):
     out = ensemble.phonon_frequencies_with_uncertainty(pot, params, cu, [2, 2, 2], q)
     ref = np.stack(
         [
-            np.asarray(phonons.frequencies(phonons.run(cu, pot, p, [2, 2, 2]), q))
+            np.asarray(phonons.frequencies(phonons.run(pot, p, cu, [2, 2, 2]), q))
             for p in ensemble.unstack(params)
         ]
     )  # [K, 4, 3]

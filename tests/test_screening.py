@@ -278,7 +278,7 @@ def test_relaxations_and_phonons_match_direct_calls(morse, tmp_path):
             np.asarray(r.structure.positions),
             atol=1e-10,
         )
-        ph = phonons.run(r.structure, pot, params, (2, 2, 2))
+        ph = phonons.run(pot, params, r.structure, (2, 2, 2))
         ref = np.asarray(phonons.frequencies(ph, np.asarray(q)))
         assert got["frequencies_thz"][k].shape == (2, 3 * len(s))
         np.testing.assert_allclose(got["frequencies_thz"][k], ref, atol=1e-8)

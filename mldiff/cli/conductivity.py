@@ -99,7 +99,7 @@ def run(args) -> int:
     pm = primitive_matrix(args.primitive, s)
     n_primitive = len(s) if pm is None else round(len(s) * abs(np.linalg.det(pm)))
     conductivity.check_mesh(args.mesh, n_primitive, args.method)
-    ph = phonons.run(s, potential, params, args.supercell, primitive_matrix=pm)
+    ph = phonons.run(potential, params, s, args.supercell, primitive_matrix=pm)
     fc3 = third_order.third_order(
         potential, params, ph.supercell, cutoff=args.fc3_cutoff
     )

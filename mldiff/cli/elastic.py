@@ -45,7 +45,7 @@ def run(args) -> int:
         s = md.relax(
             potential, params, s, relax_cell=True, fmax=1e-4, smax=1e-6, max_steps=5000
         ).structure
-    ec = elastic.run(s, potential, params)
+    ec = elastic.run(potential, params, s)
     rho = elastic.density(s)
     v, _ = elastic.christoffel(ec.relaxed_ion_gpa, rho, list(DIRECTIONS.values()))
     result = {

@@ -168,7 +168,7 @@ def run(args) -> int:
     phonons.check_supercell(s, args.supercell, potential.cutoff)
     pm = primitive_matrix(args.primitive, s)
     residual = residual_force(potential, params, s)
-    ph = phonons.run(s, potential, params, args.supercell, primitive_matrix=pm)
+    ph = phonons.run(potential, params, s, args.supercell, primitive_matrix=pm)
     result = output.summary(
         ph,
         mesh=args.mesh,

@@ -56,9 +56,9 @@ def run(args) -> int:
     potential, params = potential_and_params(args.potential, s)
     phonons.check_supercell(s, args.supercell, potential.cutoff)
     result = qha.run(
-        s,
         potential,
         params,
+        s,
         args.supercell,
         eos=args.eos,
         linear_strains=args.strains,

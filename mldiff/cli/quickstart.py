@@ -142,7 +142,7 @@ def phonon_comparison(unitcell, potential, params, settings) -> dict:
     params64 = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
     ph_members = ensemble.ensemble_phonons(unitcell, potential, params64, sc)
     emt = potentials.get("emt")
-    ph_exact = phonons.run(unitcell, emt, emt.init(None, unitcell), sc)
+    ph_exact = phonons.run(emt, emt.init(None, unitcell), unitcell, sc)
     path = bands.band_path(ph_exact.primitive, npoints=settings["band_points"])
     exact_bands = bands.band_structure(ph_exact, path)
     member_freqs = np.asarray(

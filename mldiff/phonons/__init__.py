@@ -29,7 +29,7 @@ Example:
     >>> from mldiff import potentials
     >>> from mldiff.structure import Structure
     >>> si = Structure.from_ase(bulk("Si", "diamond", a=5.431))
-    >>> ph = run(si, potentials.get("sw"), supercell_matrix=[2, 2, 2])
+    >>> ph = run(potentials.get("sw"), None, si, supercell_matrix=[2, 2, 2])
     >>> f = frequencies(ph, [[0.5, 0.0, 0.5]])  # X, THz
     >>> f.shape
     (1, 6)
@@ -107,9 +107,9 @@ class Phonons(NamedTuple):
 
 
 def run(
-    structure: Structure,
     potential: Potential,
-    params=None,
+    params,
+    structure: Structure,
     supercell_matrix=(2, 2, 2),
     *,
     primitive_matrix=None,
@@ -122,9 +122,10 @@ def run(
     """Force constants of a supercell and the data to diagonalise ``D(q)``.
 
     Args:
-        structure: periodic unit cell (float64), Å — phonopy's ``unitcell``.
         potential: any :class:`~mldiff.potentials.Potential`.
-        params: its parameters; default ``potential.init(key(0), supercell)``.
+        params: its parameters; ``None`` for ``potential.init(key(0), supercell)``
+            (the reference potentials' own values).
+        structure: periodic unit cell (float64), Å — phonopy's ``unitcell``.
         supercell_matrix: ``[3]`` repeats or ``[3, 3]`` integers, phonopy's
             convention (supercell lattice ``Mᵀ L``).
         primitive_matrix: ``[3, 3]`` or ``None`` (the unit cell is primitive),
@@ -150,7 +151,7 @@ def run(
         >>> from mldiff import potentials
         >>> cu = Structure.from_ase(bulk("Cu", "fcc", a=3.6, cubic=True))
         >>> fcc = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
-        >>> ph = run(cu, potentials.get("emt"), None, [2, 2, 2], primitive_matrix=fcc)
+        >>> ph = run(potentials.get("emt"), None, cu, [2, 2, 2], primitive_matrix=fcc)
         >>> ph.force_constants.shape, len(ph.primitive)
         ((32, 3, 32, 3), 1)
     """

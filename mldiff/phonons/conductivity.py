@@ -36,7 +36,7 @@ References:
 
 Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
 
-    ph = phonons.run(si, pot, None, [2, 2, 2], primitive_matrix=fcc)
+    ph = phonons.run(pot, None, si, [2, 2, 2], primitive_matrix=fcc)
     fc3 = third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
     res = run(ph, fc3, [11, 11, 11], [300.0, 600.0], sigma_thz=0.1)
     res.kappa  # [T, 3, 3], W/(m K)

@@ -42,7 +42,7 @@ Example:
     >>> from mldiff import potentials
     >>> from mldiff.structure import Structure
     >>> si = Structure.from_ase(bulk("Si", "diamond", a=5.431))
-    >>> ec = run(si, potentials.get("sw"))
+    >>> ec = run(potentials.get("sw"), None, si)
     >>> [round(float(ec.relaxed_ion_gpa[i, j]), 1) for i, j in [(0, 0), (0, 1), (3, 3)]]
     [151.4, 76.4, 56.4]
 """
@@ -224,9 +224,9 @@ def _elastic(energy_fn, chunk_size, params, structure, graph):
 
 
 def run(
-    structure: Structure,
     potential: Potential,
-    params=None,
+    params,
+    structure: Structure,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_force: float = 1e-2,
@@ -234,10 +234,10 @@ def run(
     """Clamped- and relaxed-ion elastic constants of a (relaxed) crystal.
 
     Args:
+        potential: any :class:`~mldiff.potentials.Potential`.
+        params: its parameters; ``None`` for ``potential.init(key(0), structure)``.
         structure: periodic cell in float64, Å; ions should be at equilibrium
             and, for the stress–strain meaning, the stress should be ~0.
-        potential: any :class:`~mldiff.potentials.Potential`.
-        params: its parameters; default ``potential.init(key(0), structure)``.
         chunk_size: Hessian-vector products evaluated at once.
         max_force: largest residual force accepted, eV/Å.
 

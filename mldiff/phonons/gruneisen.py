@@ -28,8 +28,8 @@ Example:
     >>> from mldiff import phonons, potentials
     >>> from mldiff.structure import Structure
     >>> pot = potentials.get("sw")
-    >>> ph = phonons.run(Structure.from_ase(bulk("Si", "diamond", a=5.431)), pot,
-    ...                  None, [[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
+    >>> si = Structure.from_ase(bulk("Si", "diamond", a=5.431))
+    >>> ph = phonons.run(pot, None, si, [[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
     >>> dfc = volume_derivative(ph, pot)
     >>> f, g = mode_gruneisen(ph, dfc, [[0.5, 0.0, 0.5]])
     >>> g.shape

@@ -227,9 +227,9 @@ def _energy(energy_fn, params, structure, graph):
 
 
 def free_energy_grid(
-    structure,
     potential,
-    params=None,
+    params,
+    structure,
     supercell_matrix=(2, 2, 2),
     *,
     linear_strains=(-0.01, -0.005, 0.0, 0.005, 0.01, 0.015, 0.02),
@@ -243,10 +243,10 @@ def free_energy_grid(
     """``E₀(V)`` and thermal properties on a grid of isotropically scaled cells.
 
     Args:
+        potential: any :class:`~mldiff.potentials.Potential`.
+        params: its parameters; ``None`` for ``potential.init(key(0), structure)``.
         structure: the reference cell (float64), Å; scaled by ``1 + s`` for each
             linear strain ``s``.
-        potential: any :class:`~mldiff.potentials.Potential`.
-        params: its parameters; default ``potential.init(key(0), structure)``.
         supercell_matrix: phonon supercell (phonopy's convention).
         linear_strains: ``[m]`` linear scale factors minus one.
         temperatures: ``[t]`` temperatures, K; default 0, 10, …, 1000 K.
@@ -299,9 +299,9 @@ def free_energy_grid(
             graph = neighbors.check(neighbors.allocate(cell, potential.cutoff))
             energy = float(_energy(potential.energy, params, cell, graph))
         ph = _ph.run(
-            cell,
             potential,
             params,
+            cell,
             supercell_matrix,
             primitive_matrix=primitive_matrix,
         )
@@ -321,9 +321,9 @@ def free_energy_grid(
 
 
 def run(
-    structure,
     potential,
-    params=None,
+    params,
+    structure,
     supercell_matrix=(2, 2, 2),
     *,
     eos: str = "vinet",
@@ -332,9 +332,9 @@ def run(
     """Quasi-harmonic V(T), B(T), α(T) of a crystal.
 
     Args:
-        structure: the reference cell (float64, relaxed), Å.
         potential: any :class:`~mldiff.potentials.Potential`.
-        params: its parameters; default ``potential.init(key(0), structure)``.
+        params: its parameters; ``None`` for ``potential.init(key(0), structure)``.
+        structure: the reference cell (float64, relaxed), Å.
         supercell_matrix: phonon supercell (phonopy's convention).
         eos: equation of state (:func:`eos_energy`).
         **grid_options: passed to :func:`free_energy_grid` (``linear_strains``,
@@ -351,13 +351,13 @@ def run(
         >>> from mldiff import potentials
         >>> from mldiff.structure import Structure
         >>> cu = Structure.from_ase(bulk("Cu", "fcc", a=3.59))
-        >>> r = run(cu, potentials.get("emt"), None, [3, 3, 3], mesh=[8, 8, 8],
+        >>> r = run(potentials.get("emt"), None, cu, [3, 3, 3], mesh=[8, 8, 8],
         ...         temperatures=[0.0, 150.0, 300.0], progress=False)
         >>> 5e-6 < float(r["linear_expansion_per_k"][2]) < 5e-5
         True
     """
     grid = free_energy_grid(
-        structure, potential, params, supercell_matrix, **grid_options
+        potential, params, structure, supercell_matrix, **grid_options
     )
     out = quasi_harmonic(
         grid["volumes_a3"],

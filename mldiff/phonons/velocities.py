@@ -32,7 +32,7 @@ Example:
     >>> from mldiff import phonons, potentials
     >>> from mldiff.structure import Structure
     >>> cu = Structure.from_ase(bulk("Cu", "fcc", a=3.6))
-    >>> ph = phonons.run(cu, potentials.get("emt"), None, [3, 3, 3])
+    >>> ph = phonons.run(potentials.get("emt"), None, cu, [3, 3, 3])
     >>> group_velocities(ph, [[0.1, 0.2, 0.3]]).shape
     (1, 3, 3)
 """

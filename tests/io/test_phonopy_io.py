@@ -26,7 +26,7 @@ def si_conventional():
     pot = potentials.get("sw")
     unit = Structure.from_ase(bulk("Si", "diamond", a=5.431, cubic=True))
     params = pot.init(jax.random.key(0), unit)
-    return unit, phonons.run(unit, pot, params, DIM)
+    return unit, phonons.run(pot, params, unit, DIM)
 
 
 def test_force_constants_round_trip_with_phonopy_parsers(si_conventional, tmp_path):
@@ -88,7 +88,7 @@ def test_phonopy_load_reads_phonopy_params_yaml(si_conventional, tmp_path):
 
     unit, ph = si_conventional
     fcc = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
-    ours = phonons.run(unit, potentials.get("sw"), None, DIM, primitive_matrix=fcc)
+    ours = phonons.run(potentials.get("sw"), None, unit, DIM, primitive_matrix=fcc)
     path = tmp_path / "phonopy_params.yaml"
     phonopy_io.write_phonopy_params(
         path,

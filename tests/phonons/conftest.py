@@ -58,9 +58,9 @@ def si_phonons(si_sw):
 
     pot, params, atoms = si_sw
     return phonons.run(
-        Structure.from_ase(atoms),
         pot,
         params,
+        Structure.from_ase(atoms),
         [2, 2, 2],
         primitive_matrix=FCC_PRIMITIVE,
     )

@@ -30,7 +30,7 @@ TEMPS = [300.0, 600.0]
 def ours_and_phono3py(atoms, pot, supercell, primitive, mesh, temps=TEMPS):
     """Our κ run and a phono3py object run on our fc2/fc3 of the same system."""
     s = Structure.from_ase(atoms)
-    ph = phonons.run(s, pot, None, supercell, primitive_matrix=primitive)
+    ph = phonons.run(pot, None, s, supercell, primitive_matrix=primitive)
     params = pot.init(None, ph.supercell)
     fc3 = np.asarray(third_order.third_order(pot, params, ph.supercell))
     res = conductivity.run(ph, fc3, mesh, temps, sigma_thz=SIGMA)
@@ -175,7 +175,7 @@ def test_issue_systems_kappa_within_3_percent_of_phono3py(system):
 def test_gradient_of_kappa_wrt_sw_lambda_equals_finite_difference(solver):
     si = Structure.from_ase(bulk("Si", "diamond", a=A_SI))
     pot = potentials.get("sw")
-    ph0 = phonons.run(si, pot, None, [2, 2, 2])
+    ph0 = phonons.run(pot, None, si, [2, 2, 2])
     p0 = pot.init(None, ph0.supercell)
     grid = qmesh.mesh(ph0.primitive, [4, 4, 4])
     trip = interaction.triplets(
@@ -184,7 +184,7 @@ def test_gradient_of_kappa_wrt_sw_lambda_equals_finite_difference(solver):
 
     def kappa(lam):
         p = dict(p0, lambda_=lam)
-        ph = phonons.run(si, pot, p, [2, 2, 2])
+        ph = phonons.run(pot, p, si, [2, 2, 2])
         fc3 = third_order.third_order(pot, p, ph.supercell)
         r = getattr(conductivity, solver)(
             ph.force_constants,

@@ -151,7 +151,7 @@ def _cu_against_phonopy(cu_emt, unit, matrix, pmat):
         phonopy_object(unit, matrix, pmat, masses=masses), EMT()
     )
     ours = phonons.run(
-        Structure.from_ase(unit), pot, params, matrix, primitive_matrix=pmat
+        pot, params, Structure.from_ase(unit), matrix, primitive_matrix=pmat
     )
     np.testing.assert_allclose(
         phonons.frequencies(ours, QPOINTS),
@@ -182,7 +182,7 @@ def test_cu_emt_4x4x4_conventional_matches_phonopy(cu_emt):
         phonopy_object(unit, np.diag([4, 4, 4]), FCC_PRIMITIVE, masses=masses), EMT()
     )
     ours = phonons.run(
-        Structure.from_ase(unit), pot, params, [4, 4, 4], primitive_matrix=FCC_PRIMITIVE
+        pot, params, Structure.from_ase(unit), [4, 4, 4], primitive_matrix=FCC_PRIMITIVE
     )
     path = bands.band_path(ours.primitive, npoints=21)
     q = np.concatenate([QPOINTS, path.qpoints])
@@ -226,7 +226,7 @@ def test_two_species_cu3au_emt_matches_phonopy(cu_emt):
     phonon = phonopy_finite_displacements(
         phonopy_object(unit, np.diag([2, 2, 2]), masses=masses), EMT()
     )
-    ours = phonons.run(Structure.from_ase(unit), pot, params, [2, 2, 2])
+    ours = phonons.run(pot, params, Structure.from_ase(unit), [2, 2, 2])
     q = np.array([[0, 0, 0], [0.5, 0, 0], [0.5, 0.5, 0], [0.5, 0.5, 0.5]] + GENERIC)
     np.testing.assert_allclose(
         phonons.frequencies(ours, q), phonopy_frequencies(phonon, q), rtol=0, atol=0.01

@@ -71,7 +71,7 @@ def test_cu_emt_equals_finite_strain_stress_strain_fit(cu_emt, cu_equilibrium):
     from ase.calculators.emt import EMT
 
     pot, params, _ = cu_emt
-    ec = elastic.run(Structure.from_ase(cu_equilibrium), pot, params)
+    ec = elastic.run(pot, params, Structure.from_ase(cu_equilibrium))
     ref = _stress_strain(cu_equilibrium, EMT(), relax_ions=False)
     np.testing.assert_allclose(ec.relaxed_ion_gpa, ref, rtol=5e-3, atol=0.05)
     np.testing.assert_allclose(ec.clamped_ion_gpa, ec.relaxed_ion_gpa, atol=1e-9)
@@ -86,7 +86,7 @@ def test_si_sw_relaxed_ion_c44_matches_relaxed_finite_strain(si_sw):
 
     pot, params, _ = si_sw
     prim = bulk("Si", "diamond", a=A_SI)
-    ec = elastic.run(Structure.from_ase(prim), pot, params)
+    ec = elastic.run(pot, params, Structure.from_ase(prim))
     relaxed = _stress_strain(prim, Calculator("sw"), relax_ions=True, columns=[0, 3])
     clamped = _stress_strain(prim, Calculator("sw"), relax_ions=False, columns=[3])
     c, c0 = np.asarray(ec.relaxed_ion_gpa), np.asarray(ec.clamped_ion_gpa)
@@ -149,9 +149,9 @@ def test_sound_velocities_from_acoustic_branches_equal_christoffel(
     # routes agree to 1 % (issue 5; 6×6×6 primitive supercell gives ~1e-5)
     pot, params, _ = cu_emt
     s = Structure.from_ase(cu_equilibrium)
-    ec = elastic.run(s, pot, params)
+    ec = elastic.run(pot, params, s)
     v_c, _ = elastic.christoffel(ec.relaxed_ion_gpa, elastic.density(s), DIRECTIONS)
-    ph = phonons.run(s, pot, params, [6, 6, 6])
+    ph = phonons.run(pot, params, s, [6, 6, 6])
     v_a = elastic.acoustic_velocities(ph, DIRECTIONS)
     np.testing.assert_allclose(v_a, v_c, rtol=1e-2)
     assert 2000 < v_c[0, 2] < 6000  # m/s, Cu-like
@@ -162,7 +162,7 @@ def test_bad_inputs_raise_with_the_fix(si_sw):
     pot, params, _ = si_sw
     prim = bulk("Si", "diamond", a=A_SI)
     with pytest.raises(PrecisionError, match="float64"):
-        elastic.run(Structure.from_ase(prim, dtype=jnp.float32), pot, params)
+        elastic.run(pot, params, Structure.from_ase(prim, dtype=jnp.float32))
     prim.positions[1] += 0.1
     with pytest.raises(StructureError, match="relax the atomic positions"):
-        elastic.run(Structure.from_ase(prim), pot, params)
+        elastic.run(pot, params, Structure.from_ase(prim))

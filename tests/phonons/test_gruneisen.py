@@ -27,7 +27,7 @@ def si_three_volumes(si_sw):
     pot, params, _ = si_sw
     s = Structure.from_ase(bulk("Si", "diamond", a=A_SI))
     runs = [
-        phonons.run(apply_strain(s, x * np.eye(3)), pot, params, CUBE)
+        phonons.run(pot, params, apply_strain(s, x * np.eye(3)), CUBE)
         for x in (0.0, H, -H)
     ]
     return runs, gruneisen.volume_derivative(runs[0], pot, params)

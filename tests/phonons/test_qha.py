@@ -23,9 +23,9 @@ def cu_grid(cu_emt):
     pot, params, _ = cu_emt
     cu = Structure.from_ase(bulk("Cu", "fcc", a=3.5898))  # EMT's a₀ to 1e-4 Å
     return qha.free_energy_grid(
-        cu,
         pot,
         params,
+        cu,
         [3, 3, 3],
         mesh=[8, 8, 8],
         temperatures=TEMPERATURES,
@@ -71,9 +71,7 @@ def test_quasi_harmonic_equals_phonopy_given_identical_inputs(cu_grid, eos):
 
     def converged_volume(f):
         start = [f[len(f) // 2], 1.0, 4.0, v[len(v) // 2]]
-        p, *_ = leastsq(
-            lambda p: get_eos(eos)(v, p) - f, start, xtol=1e-15, ftol=1e-15
-        )
+        p, *_ = leastsq(lambda p: get_eos(eos)(v, p) - f, start, xtol=1e-15, ftol=1e-15)
         return p[3]
 
     volumes = np.array([converged_volume(f) for f in f_ev[:m]])

@@ -24,9 +24,9 @@ def test_symmetry_reduction_does_not_change_frequencies(si_sw, si_phonons):
     # reference: the same workflow differentiating all 3n rows
     pot, params, atoms = si_sw
     full = phonons.run(
-        Structure.from_ase(atoms),
         pot,
         params,
+        Structure.from_ase(atoms),
         [2, 2, 2],
         primitive_matrix=FCC_PRIMITIVE,
         use_symmetry=False,
@@ -60,7 +60,7 @@ def test_frequencies_compile_once_for_same_shapes(si_sw):
     pot, params, _ = si_sw
     runs = [
         phonons.run(
-            Structure.from_ase(bulk("Si", "diamond", a=a)), pot, params, [2, 2, 2]
+            pot, params, Structure.from_ase(bulk("Si", "diamond", a=a)), [2, 2, 2]
         )
         for a in (A_SI, A_SI * 1.01)
     ]
@@ -76,10 +76,10 @@ def test_bad_inputs_raise_with_the_fix(si_sw):
     pot, params, atoms = si_sw
     with pytest.raises(PrecisionError, match="float64"):
         phonons.run(
-            Structure.from_ase(atoms, dtype=jnp.float32), pot, params, [1, 1, 1]
+            pot, params, Structure.from_ase(atoms, dtype=jnp.float32), [1, 1, 1]
         )
     with pytest.raises(ConfigError, match="masses"):
-        phonons.run(Structure.from_ase(atoms), pot, params, [1, 1, 1], masses=[28.0])
+        phonons.run(pot, params, Structure.from_ase(atoms), [1, 1, 1], masses=[28.0])
 
 
 def test_frequencies_are_differentiable_in_the_potential_parameters(si_sw):
@@ -91,7 +91,7 @@ def test_frequencies_are_differentiable_in_the_potential_parameters(si_sw):
     pot, params, _ = si_sw
     cube = [[-1, 1, 1], [1, -1, 1], [1, 1, -1]]
     ph = phonons.run(
-        Structure.from_ase(bulk("Si", "diamond", a=A_SI)), pot, params, cube
+        pot, params, Structure.from_ase(bulk("Si", "diamond", a=A_SI)), cube
     )
     g = graph_for(pot, ph.supercell)
     fc_fn = fcm.force_constants(pot.energy, symmetry=fcm.site_symmetry(ph.supercell))

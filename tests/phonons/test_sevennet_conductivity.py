@@ -38,7 +38,7 @@ def si_kappa():
     atoms = bulk("Si", "diamond", a=5.47, cubic=True)  # 8 atoms over 2 primitive
     pot = potentials.get("sevennet-0")
     ph = phonons.run(
-        Structure.from_ase(atoms), pot, None, [1, 1, 1], primitive_matrix=FCC_PRIMITIVE
+        pot, None, Structure.from_ase(atoms), [1, 1, 1], primitive_matrix=FCC_PRIMITIVE
     )
     params = pot.init(None, ph.supercell)
     first = ph.images.representative  # compact fc3: rows of the primitive atoms

@@ -63,8 +63,9 @@ def test_frequencies_equal_phonopy_with_sevenn(atoms, distance, symmetry):
     ref = phonopy_frequencies(atoms, supercell, QPOINTS, distance, symmetry)
     pot = potentials.get("sevennet-0")
     ph = phonons.run(
-        Structure.from_ase(atoms),
         pot,
+        None,
+        Structure.from_ase(atoms),
         supercell_matrix=supercell,
         use_symmetry=symmetry,
     )

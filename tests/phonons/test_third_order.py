@@ -185,9 +185,9 @@ def test_64_atom_fc3_matches_fd_of_hessian_and_phono3py(si_sw):
 
     pot, params, atoms = si_sw
     ph = phonons.run(
-        Structure.from_ase(atoms),
         pot,
         params,
+        Structure.from_ase(atoms),
         [2, 2, 2],
         primitive_matrix=FCC_PRIMITIVE,
     )

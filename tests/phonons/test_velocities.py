@@ -23,7 +23,7 @@ def test_group_velocities_equal_finite_differences(si_sw):
     # reference: central differences of the frequencies, h = 1e-5 1/Å
     pot, params, _ = si_sw
     ph = phonons.run(
-        Structure.from_ase(bulk("Si", "diamond", a=A_SI)), pot, params, CUBE
+        pot, params, Structure.from_ase(bulk("Si", "diamond", a=A_SI)), CUBE
     )
     lat = np.asarray(ph.primitive.cell)
     v = velocities.group_velocities(ph, GENERIC)
@@ -51,7 +51,7 @@ def test_group_velocities_equal_phonopy_including_degenerate_points(si_sw):
     )
     ref_ph.run_qpoints(q, with_group_velocities=True)
     ref = ref_ph.get_qpoints_dict()["group_velocities"]
-    ours = phonons.run(Structure.from_ase(prim), pot, params, CUBE)
+    ours = phonons.run(pot, params, Structure.from_ase(prim), CUBE)
     np.testing.assert_allclose(
         velocities.group_velocities(ours, q), ref, rtol=0, atol=1e-8
     )
