@@ -546,7 +546,7 @@ def run(
         isotopes=bool(isotopes),
         mass_variances=None
         if mass_variances is None
-        else np.ravel(mass_variances).tolist(),
+        else tuple(np.ravel(mass_variances).tolist()),
         boundary_mfp_um=None if boundary_mfp_um is None else float(boundary_mfp_um),
     )
     n = phonons.force_constants.shape[0]

@@ -163,7 +163,8 @@ def linewidths(
         e_all: ``[N, m, m]`` eigenvectors there (columns).
         variances: ``[p]`` mass variances ``g_κ`` of the primitive atoms.
         sigma_thz: Gaussian smearing width, THz.
-        cutoff_thz: partner modes at or below it are left out, THz.
+        cutoff_thz: partner modes at or below it are left out, and modes of
+            ``f0`` at or below it get 0, THz.
         degeneracy_thz: Γ_iso is averaged over modes of ``f0`` closer than
             this, THz.
 
@@ -188,6 +189,7 @@ def linewidths(
     ok = (f_all > cutoff_thz)[:, None, :]
     weight = jnp.where(ok, _gauss(f0[None, :, None] - f_all[:, None, :], sigma_thz), 0)
     gamma = jnp.pi * f0**2 / (4 * n_mesh) * jnp.sum(strength * weight, axis=(0, 2))
+    gamma = jnp.where(f0 > cutoff_thz, gamma, 0.0)  # no heat carried, no scattering
     same = velocities.degenerate_mask(f0, degeneracy_thz)
     return (gamma @ same) / same.sum(axis=0)
 

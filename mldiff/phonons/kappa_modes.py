@@ -142,6 +142,7 @@ def phono3py_datasets(
     *,
     sigma_thz: float,
     kappa_unit_conversion: float,
+    isotopes: bool = False,
     boundary_mfp_um: float | None = None,
 ) -> dict:
     """The datasets of phono3py's ``kappa-m*.hdf5``, from a result.
@@ -155,8 +156,9 @@ def phono3py_datasets(
     mesh size ``N`` (so that ``kappa = mode_kappa.sum((1, 2)) / N``),
     ``kappa`` ``[T, 6]`` W/(m·K), ``qpoint`` ``[g, 3]``, ``weight`` ``[g]``,
     ``grid_point`` ``[g]`` (index on the Γ-centred mesh, address ``a`` at
-    ``a0 + n0 a1 + n0 n1 a2``: phono3py's BZ-grid index for points inside the
-    Brillouin zone), ``mesh``, ``temperature``, ``sigma`` THz,
+    ``a0 + n0 a1 + n0 n1 a2``; phono3py writes the index on its
+    Brillouin-zone grid, which maps to this one by ``bz_grid.bzg2grg``),
+    ``mesh``, ``temperature``, ``sigma`` THz,
     ``kappa_unit_conversion`` (W/(m·K) per (eV/K)(THz·Å)²/THz over the
     primitive volume) and ``boundary_mfp`` µm (only when set). Six-vectors are
     ``xx, yy, zz, yz, xz, xy``.
@@ -167,6 +169,7 @@ def phono3py_datasets(
         sigma_thz: Gaussian smearing width of the run, THz.
         kappa_unit_conversion: ``KAPPA_TO_W_MK / volume`` of the primitive
             cell (:data:`mldiff.phonons.conductivity.KAPPA_TO_W_MK`).
+        isotopes: the run had isotope scattering (writes ``gamma_isotope``).
         boundary_mfp_um: the run's boundary mean free path, µm, or None.
 
     Returns:
@@ -196,7 +199,7 @@ def phono3py_datasets(
         "sigma": np.float64(sigma_thz),
         "kappa_unit_conversion": np.float64(kappa_unit_conversion),
     }
-    if np.any(np.asarray(result.gamma_isotope) != 0):
+    if isotopes:
         out["gamma_isotope"] = np.asarray(result.gamma_isotope, np.float64)
     if boundary_mfp_um is not None:
         out["boundary_mfp"] = np.float64(boundary_mfp_um)
