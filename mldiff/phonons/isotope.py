@@ -185,7 +185,8 @@ def linewidths(
     a = e0.reshape(p, 3, m)
     b = e_all.reshape(n_mesh, p, 3, m)
     overlap = jnp.einsum("kaj,nkal->nkjl", jnp.conj(a), b)  # [N, p, m, m]
-    strength = jnp.einsum("k,nkjl->njl", variances, jnp.abs(overlap) ** 2)
+    squared = overlap.real**2 + overlap.imag**2  # |·|², smooth at 0 (unlike abs)
+    strength = jnp.einsum("k,nkjl->njl", variances, squared)
     ok = (f_all > cutoff_thz)[:, None, :]
     weight = jnp.where(ok, _gauss(f0[None, :, None] - f_all[:, None, :], sigma_thz), 0)
     gamma = jnp.pi * f0**2 / (4 * n_mesh) * jnp.sum(strength * weight, axis=(0, 2))

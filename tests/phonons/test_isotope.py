@@ -238,7 +238,7 @@ def test_isotope_and_boundary_options_are_checked(si_iso):
 def test_lbte_with_isotopes_and_boundary_equals_phono3py(tmp_path):
     """Direct solution, 5³ mesh (about 40 s): isotope and boundary on the diagonal."""
     atoms = bulk("Si", "diamond", a=A_SI, cubic=True)
-    _, res, _, k3, _ = _ours_and_phono3py(atoms, [1, 1, 1], MESH, tmp_path, lbte=True)
+    _, res, _, k3 = _ours_and_phono3py(atoms, [1, 1, 1], MESH, tmp_path, lbte=True)
     # measured: equal to the printed digits (1e-13 without isotopes)
     np.testing.assert_allclose(res.kappa, k3, rtol=1e-9, atol=1e-9 * np.abs(k3).max())
 
@@ -247,7 +247,7 @@ def test_lbte_with_isotopes_and_boundary_equals_phono3py(tmp_path):
 def test_si_64_kappa_with_isotopes_within_1_percent_of_phono3py(tmp_path):
     """2×2×2 conventional supercell, 11³ mesh, RTA (several minutes)."""
     atoms = bulk("Si", "diamond", a=A_SI, cubic=True)
-    _, res, tc, k3, _ = _ours_and_phono3py(atoms, [2, 2, 2], [11] * 3, tmp_path)
+    _, res, tc, k3 = _ours_and_phono3py(atoms, [2, 2, 2], [11] * 3, tmp_path)
     np.testing.assert_allclose(
         np.trace(res.kappa, axis1=1, axis2=2), np.trace(k3, axis1=1, axis2=2), rtol=0.01
     )
@@ -255,3 +255,39 @@ def test_si_64_kappa_with_isotopes_within_1_percent_of_phono3py(tmp_path):
     np.testing.assert_allclose(
         res.gamma_isotope, np.asarray(tc.gamma_isotope)[0][k], rtol=1e-6, atol=1e-12
     )
+
+
+@pytest.mark.slow
+def test_gradient_of_kappa_with_isotopes_and_boundary_equals_finite_difference():
+    """dκ/dλ (SW) through Γ_iso and Γ_b, RTA, 4³ mesh, σ = 1 THz (about 1 min)."""
+    import jax
+    import jax.numpy as jnp
+
+    from mldiff.phonons import interaction, qmesh
+
+    si = Structure.from_ase(bulk("Si", "diamond", a=A_SI))
+    pot = potentials.get("sw")
+    ph0 = phonons.run(si, pot, None, [2, 2, 2])
+    p0 = pot.init(None, ph0.supercell)
+    grid = qmesh.mesh(ph0.primitive, [4, 4, 4])
+    trip = interaction.triplets(
+        third_order.third_order(pot, p0, ph0.supercell), ph0.images
+    )
+    settings = conductivity.ConductivitySettings(
+        sigma_thz=1.0, isotopes=True, boundary_mfp_um=L_UM
+    )
+
+    def kappa(lam):
+        p = dict(p0, lambda_=lam)
+        ph = phonons.run(si, pot, p, [2, 2, 2])
+        fc3 = third_order.third_order(pot, p, ph.supercell)
+        args = (ph.force_constants, fc3, ph.masses, ph.images, ph.primitive)
+        r = conductivity.kappa_rta(*args, grid, trip, [300.0], settings)
+        return jnp.trace(r.kappa[0]) / 3
+
+    lam = p0["lambda_"]
+    grad = jax.grad(kappa)(lam)
+    h = 1e-3 * float(lam)
+    fd = (kappa(lam + h) - kappa(lam - h)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4)  # O(h²) truncation
+    assert abs(float(grad)) > 1e-3
