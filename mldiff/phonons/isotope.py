@@ -8,14 +8,16 @@ phono3py's ``gamma_isotope``) of mode ``λ = (q, j)`` with frequency ``ν`` is::
                Σ_κ g_κ |Σ_α e*_λ(κα) e_{q'j'}(κα)|²
 
 in THz (ν in THz), summed over all ``N`` points of the q-mesh and their
-bands; partner modes at or below ``cutoff_thz`` are left out. ``g_σ`` is the
-normalised Gaussian of width ``σ`` (THz), ``e`` are the mass-weighted
-eigenvectors (the per-atom modulus makes the phase convention irrelevant),
+bands; partner modes at or below ``cutoff_thz`` are left out and modes at or
+below it get 0. ``g_σ`` is the normalised Gaussian of width ``σ`` (THz; the
+integration weights of another method, e.g. tetrahedra, would take its
+place), ``e`` are the eigenvectors of the dynamical matrix (the per-atom
+modulus makes their phase convention irrelevant),
 and ``g_κ = Σ_i f_i (1 − m_i/m̄_κ)²`` is the mass variance of the element on
 site ``κ``: isotopes ``i`` of abundance ``f_i`` and mass ``m_i``, mean mass
 ``m̄_κ = Σ_i f_i m_i``. :data:`MASS_VARIANCES` holds ``g`` for natural
-abundances. This is phono3py's ``Isotope`` with Gaussian smearing (``ν²/2``
-times its ``π/2N`` sum, then halved to a half width), except that Γ_iso is
+abundances. This is phono3py's ``Isotope`` with Gaussian smearing (its
+``π ν²/(2N)`` sum, halved to a half width), except that Γ_iso is
 averaged over degenerate modes here, which makes it independent of the
 eigenvector basis inside a degenerate subspace (phono3py averages only with
 the tetrahedron method's ``average_degenerate_weights``); for crystals whose

@@ -236,7 +236,7 @@ def test_isotope_and_boundary_options_are_checked(si_iso):
 
 @pytest.mark.slow
 def test_lbte_with_isotopes_and_boundary_equals_phono3py(tmp_path):
-    """Direct solution, 5³ mesh (about 40 s): isotope and boundary on the diagonal."""
+    """Direct solution, 5³ mesh (25–35 s): isotope and boundary on the diagonal."""
     atoms = bulk("Si", "diamond", a=A_SI, cubic=True)
     _, res, _, k3 = _ours_and_phono3py(atoms, [1, 1, 1], MESH, tmp_path, lbte=True)
     # measured: equal to the printed digits (1e-13 without isotopes)
@@ -245,9 +245,11 @@ def test_lbte_with_isotopes_and_boundary_equals_phono3py(tmp_path):
 
 @pytest.mark.slow
 def test_si_64_kappa_with_isotopes_within_1_percent_of_phono3py(tmp_path):
-    """2×2×2 conventional supercell, 11³ mesh, RTA (several minutes)."""
+    """2×2×2 conventional supercell, 11³ mesh, RTA (about 3 min)."""
     atoms = bulk("Si", "diamond", a=A_SI, cubic=True)
     _, res, tc, k3 = _ours_and_phono3py(atoms, [2, 2, 2], [11] * 3, tmp_path)
+    # measured: κ 13.405 / 13.937 W/(m·K) (L = 10 nm), +0.034 % / +0.033 %;
+    # Γ_iso 2.2e-10 of the largest
     np.testing.assert_allclose(
         np.trace(res.kappa, axis1=1, axis2=2), np.trace(k3, axis1=1, axis2=2), rtol=0.01
     )
@@ -259,7 +261,7 @@ def test_si_64_kappa_with_isotopes_within_1_percent_of_phono3py(tmp_path):
 
 @pytest.mark.slow
 def test_gradient_of_kappa_with_isotopes_and_boundary_equals_finite_difference():
-    """dκ/dλ (SW) through Γ_iso and Γ_b, RTA, 4³ mesh, σ = 1 THz (about 1 min)."""
+    """dκ/dλ (SW) through Γ_iso and Γ_b, RTA, 4³ mesh, σ = 1 THz (about 2 min)."""
     import jax
     import jax.numpy as jnp
 
