@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["parity_figure", "phonon_figure"]
+__all__ = ["conductivity_figure", "parity_figure", "phonon_figure"]
 
 
 def parity_figure(energy_ref, energy_pred, forces_ref, forces_pred, metrics=None):
@@ -122,4 +122,46 @@ def phonon_figure(bands: dict, dos: dict | None = None):
         ax_d.plot(np.asarray(dos["states"]), np.asarray(dos["frequencies_thz"]), "C1")
         ax_d.set_xlabel("DOS (states/THz)")
         ax_d.set_xlim(left=0)
+    return fig
+
+
+def conductivity_figure(result: dict):
+    """κ(T), cumulative κ against mean free path, lifetimes against frequency.
+
+    Args:
+        result: ``mldiff conductivity``'s ``conductivity.json`` content:
+            ``"temperatures_k"`` ``[T]`` K, ``"kappa_scalar_w_mk"`` ``[T]``
+            W/(m·K), ``"mean_free_path_a"`` ``[L]`` Å,
+            ``"cumulative_kappa_w_mk"`` ``[T, L]`` W/(m·K),
+            ``"frequencies_thz"`` ``[g, m]`` THz and ``"lifetimes_ps"``
+            ``[T, g, m]`` ps of the irreducible modes.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    temps = np.asarray(result["temperatures_k"])
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    a.plot(temps, np.asarray(result["kappa_scalar_w_mk"]), "o-")
+    a.set_xlabel("T (K)")
+    a.set_ylabel("κ (W/m·K)")
+    freq = np.asarray(result["frequencies_thz"]).reshape(-1)
+    lengths_nm = np.asarray(result["mean_free_path_a"]) / 10
+    cumulative = np.asarray(result["cumulative_kappa_w_mk"])
+    for k, t in enumerate(temps):
+        b.semilogx(lengths_nm, cumulative[k], label=f"{t:g} K")
+        tau = np.asarray(result["lifetimes_ps"])[k].reshape(-1)
+        keep = tau > 0
+        c.scatter(freq[keep], tau[keep], s=6, alpha=0.6, label=f"{t:g} K")
+    b.set_xlabel("mean free path (nm)")
+    b.set_ylabel("cumulative κ (W/m·K)")
+    b.legend()
+    c.set_yscale("log")
+    c.set_xlabel("frequency (THz)")
+    c.set_ylabel("lifetime (ps)")
+    c.legend()
     return fig

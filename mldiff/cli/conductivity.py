@@ -4,12 +4,16 @@ Second- and third-order force constants by automatic differentiation of the
 potential on a supercell, three-phonon linewidths with Gaussian smearing on a
 Γ-centred q-mesh, κ in the relaxation-time approximation or (``--method
 lbte``) from the direct solution of the linearised Boltzmann equation
-(phono3py's conventions). The cumulative κ sorts modes by their RTA mean free
-paths in both cases. Prints a table; writes ``DIR/conductivity.json``
-(``temperatures_k``, ``kappa_w_mk`` as 3×3 per temperature,
-``kappa_scalar_w_mk`` = trace/3), ``DIR/conductivity.png`` (κ(T) and cumulative
-κ versus mean free path) and phono3py's ``DIR/fc3.hdf5`` (phonopy's supercell
-atom order).
+(phono3py's conventions). ``--isotopes`` adds isotope scattering (natural
+abundances, or ``--mass-variances``) and ``--boundary-mfp-um L`` boundary
+scattering, as phono3py's ``--isotope`` and ``--boundary-mfp``. The
+cumulative κ sorts modes by their RTA mean free paths in both cases. Prints a
+table; writes ``DIR/conductivity.json`` (``temperatures_k``, ``kappa_w_mk`` as
+3×3 per temperature, ``kappa_scalar_w_mk`` = trace/3, cumulative κ against
+mean free path and frequency), the mode-resolved results in phono3py's
+``DIR/kappa-m{N}{N}{N}-s{σ}.hdf5`` (its dataset names and layouts),
+``DIR/conductivity.png`` (κ(T), cumulative κ, lifetimes against frequency)
+and phono3py's ``DIR/fc3.hdf5`` (phonopy's supercell atom order).
 """
 
 import os
@@ -73,6 +77,26 @@ def register(sub) -> None:
         "linearised Boltzmann equation (dense collision matrix: modest meshes)",
     )
     p.add_argument(
+        "--isotopes",
+        action="store_true",
+        help="add isotope scattering (natural abundances; Tamura 1983)",
+    )
+    p.add_argument(
+        "--mass-variances",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="G",
+        help="isotope mass variances, one per primitive atom (implies --isotopes)",
+    )
+    p.add_argument(
+        "--boundary-mfp-um",
+        type=_common.positive_float,
+        default=None,
+        metavar="L",
+        help="boundary (Casimir) mean free path, µm",
+    )
+    p.add_argument(
         "--fc3-cutoff",
         type=_common.positive_float,
         default=None,
@@ -83,12 +107,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    """Compute κ(T), print a table, write JSON, a figure and fc3.hdf5."""
+    """Compute κ(T), print a table, write JSON, kappa and fc3 HDF5, a figure."""
     from mldiff import phonons
     from mldiff.io import phono3py as phono3py_io
     from mldiff.io import phonopy as phonopy_io
     from mldiff.io.files import write_json
-    from mldiff.phonons import conductivity, third_order
+    from mldiff.phonons import conductivity, isotope, kappa_modes, third_order
+    from mldiff.plotting import conductivity_figure
 
     temps = np.asarray(args.temperatures, np.float64)
     if np.any(temps <= 0):
@@ -100,11 +125,22 @@ def run(args) -> int:
     n_primitive = len(s) if pm is None else round(len(s) * abs(np.linalg.det(pm)))
     conductivity.check_mesh(args.mesh, n_primitive, args.method)
     ph = phonons.run(potential, params, s, args.supercell, primitive_matrix=pm)
+    isotopes = args.isotopes or args.mass_variances is not None
+    numbers = np.asarray(ph.primitive.numbers)  # before fc3: refuse bad input early
+    isotope.variances_for(numbers, isotopes, args.mass_variances)
     fc3 = third_order.third_order(
         potential, params, ph.supercell, cutoff=args.fc3_cutoff
     )
     res = conductivity.run(
-        ph, fc3, args.mesh, temps, sigma_thz=args.sigma, method=args.method
+        ph,
+        fc3,
+        args.mesh,
+        temps,
+        sigma_thz=args.sigma,
+        method=args.method,
+        isotopes=args.isotopes,
+        mass_variances=args.mass_variances,
+        boundary_mfp_um=args.boundary_mfp_um,
     )
     kappa = np.asarray(res.kappa)
     scalar = np.trace(kappa, axis1=1, axis2=2) / 3
@@ -118,17 +154,25 @@ def run(args) -> int:
         else np.array([1.0])
     )
     cumulative = conductivity.cumulative_kappa(res, lengths)
+    f = np.asarray(res.frequencies)
+    f_grid = np.linspace(0.0, f.max() * 1.001, 100)
     result = {
         "potential": str(args.potential),
         "supercell": list(args.supercell),
         "mesh": list(args.mesh),
         "sigma_thz": float(args.sigma),
         "method": f"{args.method.upper()}, Gaussian smearing, phono3py conventions",
+        "isotopes": bool(isotopes),
+        "boundary_mfp_um": args.boundary_mfp_um,
         "temperatures_k": temps,
         "kappa_w_mk": kappa,
         "kappa_scalar_w_mk": scalar,
         "mean_free_path_a": lengths,
         "cumulative_kappa_w_mk": cumulative,
+        "frequency_thz": f_grid,
+        "cumulative_kappa_frequency_w_mk": kappa_modes.cumulative_kappa_frequency(
+            res, f_grid
+        ),
     }
     print(f"{'T (K)':>8s} {'kxx':>10s} {'kyy':>10s} {'kzz':>10s} {'k (W/mK)':>10s}")
     for t, k, ks in zip(temps, kappa, scalar, strict=True):
@@ -141,27 +185,24 @@ def run(args) -> int:
         )
     except ConfigError:
         phono3py_io.write_fc3(os.path.join(args.out, "fc3.hdf5"), np.asarray(fc3))
-    _figure(result, os.path.join(args.out, "conductivity.png"))
-    return 0
-
-
-def _figure(result, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    volume = float(abs(np.linalg.det(np.asarray(ph.primitive.cell))))
+    datasets = kappa_modes.phono3py_datasets(
+        res,
+        args.mesh,
+        sigma_thz=args.sigma,
+        kappa_unit_conversion=conductivity.KAPPA_TO_W_MK / volume,
+        isotopes=isotopes,
+        boundary_mfp_um=args.boundary_mfp_um,
+    )
+    name = phono3py_io.kappa_filename(args.mesh, args.sigma)
+    phono3py_io.write_kappa(os.path.join(args.out, name), datasets)
+    modes = {
+        "frequencies_thz": f,
+        "lifetimes_ps": np.asarray(kappa_modes.lifetimes(res)),
+    }
+    fig = conductivity_figure({**result, **modes})
+    fig.savefig(os.path.join(args.out, "conductivity.png"), dpi=100)
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a.plot(result["temperatures_k"], result["kappa_scalar_w_mk"], "o-")
-    a.set_xlabel("T (K)")
-    a.set_ylabel("κ (W/m·K)")
-    for t, c in zip(
-        result["temperatures_k"], result["cumulative_kappa_w_mk"], strict=True
-    ):
-        b.semilogx(result["mean_free_path_a"] / 10, c, label=f"{t:g} K")
-    b.set_xlabel("mean free path (nm)")
-    b.set_ylabel("cumulative κ (W/m·K)")
-    b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
     plt.close(fig)
+    return 0

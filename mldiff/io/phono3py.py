@@ -1,4 +1,4 @@
-"""phono3py's ``fc3.hdf5``: third-order force constants in HDF5.
+"""phono3py's ``fc3.hdf5`` (third-order force constants) and ``kappa-*.hdf5``.
 
 phono3py stores the dataset ``"fc3"`` in eV/Å³ with the layout
 ``[n, n, n, 3, 3, 3]`` (full) or ``[p, n, n, 3, 3, 3]`` (compact: only the rows
@@ -12,8 +12,13 @@ The format is written with h5py (no phono3py import); the tests read the files
 back with phono3py's own ``read_fc3_from_hdf5`` and write them with its
 ``write_fc3_to_hdf5``.
 
+The mode-resolved thermal conductivity goes to phono3py's ``kappa-m{mesh}-s
+{sigma}.hdf5`` (:func:`write_kappa`, :func:`kappa_filename`), with the
+datasets of :func:`mldiff.phonons.kappa_modes.phono3py_datasets`.
+
 References:
-    phono3py 4.10 ``file_IO.py`` (``write_fc3_to_hdf5``, ``read_fc3_from_hdf5``).
+    phono3py 4.10 ``file_IO.py`` (``write_fc3_to_hdf5``, ``read_fc3_from_hdf5``,
+    ``write_kappa_to_hdf5`` and its file names).
 
 Example:
     >>> import os, tempfile
@@ -33,7 +38,14 @@ import numpy as np
 from mldiff.errors import DataError
 from mldiff.io.files import atomic_write
 
-__all__ = ["write_fc3", "read_fc3", "to_phono3py_layout", "from_phono3py_layout"]
+__all__ = [
+    "write_fc3",
+    "read_fc3",
+    "to_phono3py_layout",
+    "from_phono3py_layout",
+    "kappa_filename",
+    "write_kappa",
+]
 
 
 def to_phono3py_layout(fc3) -> np.ndarray:
@@ -136,3 +148,40 @@ def read_fc3(path, *, order=None) -> np.ndarray:
         inv = np.argsort(perm)
         fc3 = fc3[inv][:, :, inv][:, :, :, :, inv]
     return fc3
+
+
+def kappa_filename(mesh_numbers, sigma_thz: float | None = None) -> str:
+    """phono3py's name for a κ file: ``kappa-m{n1}{n2}{n3}[-s{σ}].hdf5``.
+
+    Args:
+        mesh_numbers: ``[3]`` q-mesh.
+        sigma_thz: Gaussian smearing width, THz (trailing zeros dropped, as
+            phono3py), or None (tetrahedron method: no suffix).
+
+    Example:
+        >>> kappa_filename([11, 11, 11], 0.1)
+        'kappa-m111111-s0.1.hdf5'
+    """
+    name = "kappa-m%d%d%d" % tuple(int(n) for n in mesh_numbers)
+    if sigma_thz is not None:
+        name += "-s" + ("%f" % sigma_thz).rstrip("0").rstrip(".")
+    return name + ".hdf5"
+
+
+def write_kappa(path, datasets) -> None:
+    """Write mode-resolved κ datasets as an HDF5 file, atomically.
+
+    Args:
+        path: output file (phono3py's name: :func:`kappa_filename`).
+        datasets: ``{name: array or scalar}``, e.g.
+            :func:`mldiff.phonons.kappa_modes.phono3py_datasets`; arrays with
+            more than one element are gzip-compressed, as phono3py's.
+    """
+    import h5py
+
+    buffer = io.BytesIO()  # built in memory, then written atomically
+    with h5py.File(buffer, "w") as w:
+        for name, value in datasets.items():
+            a = np.asarray(value)
+            w.create_dataset(name, data=a, compression="gzip" if a.ndim else None)
+    atomic_write(path, buffer.getvalue())

@@ -17,8 +17,10 @@ properties (free energy, entropy, heat capacity, phonopy's formulas) in
 :mod:`.thermal`; group velocities from the autodiff ``∂D/∂q`` in
 :mod:`.velocities`; q-point meshes and their symmetry in :mod:`.qmesh`.
 Third-order force constants by nested autodiff are in :mod:`.third_order`,
-three-phonon interaction strengths and linewidths in :mod:`.interaction`, and
-the thermal conductivity (RTA and direct LBTE) in :mod:`.conductivity`.
+three-phonon interaction strengths and linewidths in :mod:`.interaction`,
+isotope scattering in :mod:`.isotope`, the thermal conductivity (RTA and
+direct LBTE) in :mod:`.conductivity`, and its mode-resolved quantities
+(boundary scattering, lifetimes, cumulative κ) in :mod:`.kappa_modes`.
 
 Float64 is required (raises :class:`~mldiff.errors.PrecisionError` otherwise).
 
@@ -54,6 +56,8 @@ from mldiff.phonons import (
     force_constants,
     gruneisen,
     interaction,
+    isotope,
+    kappa_modes,
     output,
     qha,
     qmesh,
@@ -84,7 +88,9 @@ __all__ = [
     "third_order",
     "qmesh",
     "interaction",
+    "isotope",
     "conductivity",
+    "kappa_modes",
 ]
 
 

@@ -14,8 +14,13 @@ the entry point :func:`run`.
 ``v`` from the exact ``∂D/∂q`` (degenerate modes rotated as phonopy does); the
 outer products are averaged over the point group, as phono3py's ``gv_by_gv``.
 κ needs the linewidths Γ (averaged over degenerate modes) only at the
-irreducible points of the mesh, each weighted by its star. No isotope or
-boundary scattering.
+irreducible points of the mesh, each weighted by its star.
+
+**Isotope and boundary scattering** (``ConductivitySettings(isotopes=True,
+boundary_mfp_um=L)``): Tamura's mass-disorder linewidths (:mod:`.isotope`)
+and Casimir's ``Γ_b = |v|/(4πL)`` (:mod:`.kappa_modes`) are added to the
+three-phonon Γ by Matthiessen's rule, in the RTA and on the diagonal of the
+LBTE's collision matrix, as phono3py's ``--isotope`` and ``--boundary-mfp``.
 
 **Direct solution** of the linearised Boltzmann equation (:func:`kappa_lbte`,
 ``run(..., method="lbte")``): phono3py's reducible collision matrix over the
@@ -57,7 +62,16 @@ import numpy as np
 
 from mldiff import _config, units
 from mldiff.errors import ConfigError, check_float64
-from mldiff.phonons import _linalg, interaction, qmesh, thermal, velocities
+from mldiff.phonons import (
+    _kappa_support,
+    _linalg,
+    interaction,
+    isotope,
+    kappa_modes,
+    qmesh,
+    thermal,
+    velocities,
+)
 from mldiff.phonons import dynamical_matrix as _dm
 
 __all__ = [
@@ -69,7 +83,14 @@ __all__ = [
     "run",
     "cumulative_kappa",
     "mean_free_paths",
+    "KAPPA_TO_W_MK",
 ]
+
+# mode-resolved quantities of a result live in .kappa_modes (re-exported here)
+cumulative_kappa = kappa_modes.cumulative_kappa
+mean_free_paths = kappa_modes.mean_free_paths
+check_mesh = _kappa_support.check_mesh
+LBTE_MAX_MODES = _kappa_support.LBTE_MAX_MODES
 
 _THZ = 1e12
 _ANGSTROM = 1e-10
@@ -79,7 +100,6 @@ KAPPA_TO_W_MK = (
 )
 
 DEFAULT_PINV_CUTOFF = 1e-8  # phono3py's pinv_cutoff (THz, on |eigenvalue|)
-LBTE_MAX_MODES = 24_000  # 4.3 GiB collision matrix
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -101,6 +121,14 @@ class ConductivitySettings:
         pinv_cutoff: eigenvalues of the collision matrix at or below it (THz)
             are dropped by the LBTE's pseudo-inverse (phono3py's
             ``pinv_cutoff``); unused by the RTA.
+        isotopes: add isotope scattering (:mod:`.isotope`), natural
+            abundances of the primitive cell's elements unless
+            ``mass_variances`` is given (phono3py's ``is_isotope``).
+        mass_variances: ``[p]`` mass variances ``g_κ`` of the primitive atoms
+            (phono3py's ``mass_variances``); given, they switch isotope
+            scattering on.
+        boundary_mfp_um: boundary (Casimir) mean free path, µm, or None for
+            none (phono3py's ``boundary_mfp``).
 
     Example:
         >>> ConductivitySettings(sigma_thz=0.2).batch_size
@@ -113,6 +141,9 @@ class ConductivitySettings:
     r0_average: bool = True
     batch_size: int = 256
     pinv_cutoff: float = DEFAULT_PINV_CUTOFF
+    isotopes: bool = False
+    mass_variances: tuple[float, ...] | None = None
+    boundary_mfp_um: float | None = None
 
     def __post_init__(self):
         """Check types and ranges; raise :class:`ConfigError` naming the field."""
@@ -128,6 +159,18 @@ class ConductivitySettings:
             )
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.mass_variances is not None and not all(
+            g >= 0 and math.isfinite(g) for g in self.mass_variances
+        ):
+            raise ConfigError(
+                f"mass_variances must be finite and >= 0, got {self.mass_variances}"
+            )
+        if self.boundary_mfp_um is not None and not (
+            self.boundary_mfp_um > 0 and math.isfinite(self.boundary_mfp_um)
+        ):
+            raise ConfigError(
+                f"boundary_mfp_um must be > 0 µm (or None), got {self.boundary_mfp_um}"
+            )
 
 
 class Conductivity(NamedTuple):
@@ -138,12 +181,18 @@ class Conductivity(NamedTuple):
         kappa: ``[T, 3, 3]`` thermal conductivity, W/(m·K).
         mode_kappa: ``[T, g, m, 3, 3]`` contribution of each irreducible mode
             (its star included), W/(m·K); sums to ``kappa``.
-        gamma: ``[T, g, m]`` linewidths Γ (half width), THz.
+        gamma: ``[T, g, m]`` three-phonon linewidths Γ (half width), THz.
         frequencies: ``[g, m]`` THz.
         velocities: ``[g, m, 3]`` group velocities, THz·Å (×100 for m/s).
         heat_capacities: ``[T, g, m]`` mode heat capacities, eV/K.
         qpoints: ``[g, 3]`` irreducible q-points (reduced).
         weights: ``[g]`` star sizes.
+        gamma_isotope: ``[g, m]`` isotope linewidths, THz (zero when off).
+        gamma_boundary: ``[g, m]`` boundary linewidths ``|v|/(4πL)``, THz
+            (zero when off). The lifetime is ``1/(4π(Γ + Γ_iso + Γ_b))``
+            (:func:`~mldiff.phonons.kappa_modes.lifetimes`).
+        velocity_products: ``[g, m, 3, 3]`` ``v ⊗ v`` averaged over the point
+            group, (THz·Å)² (phono3py's ``gv_by_gv`` divided by the weight).
     """
 
     temperatures: jax.Array
@@ -155,6 +204,9 @@ class Conductivity(NamedTuple):
     heat_capacities: jax.Array
     qpoints: jax.Array
     weights: jax.Array
+    gamma_isotope: jax.Array
+    gamma_boundary: jax.Array
+    velocity_products: jax.Array
 
 
 class _Ingredients(NamedTuple):
@@ -169,6 +221,9 @@ class _Ingredients(NamedTuple):
     cv: jax.Array  # [T, g, m] eV/K
     gamma: jax.Array  # [T, g, m] THz, averaged over degenerate modes
     rows: jax.Array | None  # [g, T, m, N, m] THz (collisions()), or None
+    gamma_iso: jax.Array  # [g, m] THz (zeros without isotopes)
+    gamma_b: jax.Array  # [g, m] THz (zeros without boundary scattering)
+    vv: jax.Array  # [g, m, 3, 3] (THz·Å)², v ⊗ v averaged over the point group
 
 
 def _ingredients(
@@ -223,6 +278,14 @@ def _ingredients(
         batch_size=settings.batch_size,
         with_collisions=with_collisions,
     )
+    var = isotope.variances_for(
+        primitive.numbers, settings.isotopes, settings.mass_variances
+    )
+    widths = (settings.sigma_thz, cutoff, degeneracy)
+    gamma_iso = isotope.mesh_linewidths(grid, (f_all, e_all), var, *widths)  # or zeros
+    gamma_b = kappa_modes.boundary_linewidths(v_ir, settings.boundary_mfp_um)
+    rot = jnp.asarray(grid.rotations, fc2.dtype)
+    vv = jnp.einsum("rab,gmb,rcd,gmd->gmac", rot, v_ir, rot, v_ir) / rot.shape[0]
     return _Ingredients(
         temps=temps,
         volume=float(abs(np.linalg.det(lat))),
@@ -233,6 +296,9 @@ def _ingredients(
         cv=cv,
         gamma=gamma,
         rows=rows,
+        gamma_iso=gamma_iso,
+        gamma_b=gamma_b,
+        vv=vv,
     )
 
 
@@ -248,6 +314,9 @@ def _conductivity(ing: _Ingredients, grid: qmesh.Mesh, mode_kappa) -> Conductivi
         heat_capacities=ing.cv,
         qpoints=ing.q_ir,
         weights=jnp.asarray(grid.weights),
+        gamma_isotope=ing.gamma_iso,
+        gamma_boundary=ing.gamma_b,
+        velocity_products=ing.vv,
     )
 
 
@@ -283,15 +352,13 @@ def kappa_rta(
     settings = ConductivitySettings() if settings is None else settings
     inputs = (fc2, fc3, masses, images, primitive, grid, trip, temperatures)
     ing = _ingredients(*inputs, settings, with_collisions=False)
-    rot = jnp.asarray(grid.rotations, fc2.dtype)
-    v = ing.v_ir
-    vv = jnp.einsum("rab,gmb,rcd,gmd->gmac", rot, v, rot, v) / rot.shape[0]
-    live = (ing.f_ir > settings.cutoff_thz)[None] & (ing.gamma > 0)
-    inv_2g = jnp.where(live, 1.0 / (2 * jnp.where(live, ing.gamma, 1.0)), 0.0)
+    gamma = ing.gamma + (ing.gamma_iso + ing.gamma_b)[None]  # Matthiessen
+    live = (ing.f_ir > settings.cutoff_thz)[None] & (gamma > 0)
+    inv_2g = jnp.where(live, 1.0 / (2 * jnp.where(live, gamma, 1.0)), 0.0)
     w = jnp.asarray(grid.weights, fc2.dtype)
     mode_kappa = (
         (ing.cv * inv_2g * w[None, :, None])[..., None, None]
-        * vv[None]
+        * ing.vv[None]
         * (KAPPA_TO_W_MK / ing.volume / len(grid.qpoints))
     )
     return _conductivity(ing, grid, mode_kappa)
@@ -319,7 +386,9 @@ def kappa_lbte(
        against every mesh point, then copied to the whole mesh by the point
        group (``Ω'(Rq, Rq') = Ω'(q, q')``, averaged over ``q``'s stabiliser);
        velocities, heat capacities and Γ likewise;
-    2. ``Ω = diag(Γ) + Ω'``, averaged over degenerate modes (rows and
+    2. ``Ω = diag(Γ + Γ_iso + Γ_b) + Ω'`` (isotope and boundary scattering
+       on the diagonal, as phono3py; ``Γ_b`` from the velocities copied to
+       the whole mesh), averaged over degenerate modes (rows and
        columns) and symmetrised ``(Ω + Ωᵀ)/2``;
     3. ``X_λ = v_λ ħω_λ / (4 k_B T² sinh(ħω_λ/2k_BT))`` and ``Y = Ω⁺X`` with
        the pseudo-inverse that drops eigenvalues ``|w| ≤ pinv_cutoff``
@@ -364,6 +433,9 @@ def kappa_lbte(
     v_rot = jnp.einsum("rab,gmb->rgma", rot_cart, ing.v_ir) / multi[:, None, None]
     v_all = jnp.zeros((n_mesh, n_band, 3), fc2.dtype).at[to].add(v_rot)
     star = jnp.asarray(grid.star)
+    elastic = ing.gamma_iso[star] + kappa_modes.boundary_linewidths(
+        v_all, settings.boundary_mfp_um
+    )  # [N, m] isotope and boundary scattering
 
     is_gamma = jnp.arange(n_mesh)[:, None] == 0  # grid point 0 is Γ
     dead = (f_all <= settings.cutoff_thz) | (
@@ -390,7 +462,7 @@ def kappa_lbte(
         )
         size = n_mesh * n_band
         om = jnp.transpose(om, (0, 2, 1, 3)).reshape(size, size)
-        om = om + jnp.diag(gamma_t[star].reshape(-1))
+        om = om + jnp.diag((gamma_t[star] + elastic).reshape(-1))
         om = om.reshape(n_mesh, n_band, n_mesh, n_band)  # [N, m, N, m]
         om = jnp.einsum("gij,gjhk->gihk", average, om)
         om = jnp.einsum("gihk,hlk->gihl", om, average)
@@ -424,6 +496,9 @@ def run(
     r0_average: bool = True,
     batch_size: int = 256,
     method: str = "rta",
+    isotopes: bool = False,
+    mass_variances=None,
+    boundary_mfp_um: float | None = None,
 ) -> Conductivity:
     """Thermal conductivity from harmonic phonons and third-order constants.
 
@@ -444,6 +519,11 @@ def run(
         method: ``"rta"`` (:func:`kappa_rta`) or ``"lbte"``, the direct
             solution of the linearised Boltzmann equation (:func:`kappa_lbte`;
             a dense ``(N m)²`` collision matrix, so for modest meshes).
+        isotopes: add isotope scattering with the natural abundances of the
+            primitive cell's elements (:mod:`.isotope`).
+        mass_variances: ``[p]`` mass variances of the primitive atoms instead
+            (implies isotope scattering).
+        boundary_mfp_um: boundary (Casimir) mean free path, µm.
 
     Returns:
         The :class:`Conductivity`.
@@ -463,6 +543,11 @@ def run(
         cutoff_thz=float(cutoff_thz),
         r0_average=bool(r0_average),
         batch_size=int(batch_size),
+        isotopes=bool(isotopes),
+        mass_variances=None
+        if mass_variances is None
+        else tuple(np.ravel(mass_variances).tolist()),
+        boundary_mfp_um=None if boundary_mfp_um is None else float(boundary_mfp_um),
     )
     n = phonons.force_constants.shape[0]
     p = len(phonons.images.representative)
@@ -482,36 +567,11 @@ def run(
         phonons.images,
         jnp.asarray(temps),
         solver=_METHODS[method],
-        primitive=_ByContent(phonons.primitive),
-        grid=_ByContent(grid),
-        trip=_ByContent(trip),
+        primitive=_kappa_support.ByContent(phonons.primitive),
+        grid=_kappa_support.ByContent(grid),
+        trip=_kappa_support.ByContent(trip),
         settings=settings,
     )
-
-
-class _ByContent:
-    """Host-side inputs (mesh, triplets, primitive cell) as a static jit argument.
-
-    Hashed and compared by the bytes, shapes and dtypes of their leaves, so a
-    second :func:`run` on equal inputs (a new ``Mesh`` of the same crystal,
-    another fc3 with the same non-zero triples) reuses the compiled program.
-    """
-
-    def __init__(self, value):
-        leaves, treedef = jax.tree_util.tree_flatten(value)
-        arrays = [np.asarray(v) for v in leaves]
-        self.value = value
-        self._key = (
-            str(treedef),
-            tuple((a.shape, a.dtype.str, a.tobytes()) for a in arrays),
-        )
-        self._hash = hash(self._key)
-
-    def __hash__(self):
-        return self._hash
-
-    def __eq__(self, other):
-        return isinstance(other, _ByContent) and self._key == other._key
 
 
 @partial(jax.jit, static_argnames=("solver", "primitive", "grid", "trip", "settings"))
@@ -532,62 +592,3 @@ def _kappa_compiled(
 
 
 _METHODS = {"rta": kappa_rta, "lbte": kappa_lbte}
-
-
-def check_mesh(mesh_numbers, n_primitive_atoms: int, method: str = "rta") -> None:
-    """Refuse a q-mesh that is not three positive integers or too big to solve.
-
-    The LBTE's dense collision matrix has ``(N_q · 3p)²`` entries; meshes
-    beyond :data:`LBTE_MAX_MODES` modes are refused before any work.
-
-    Args:
-        mesh_numbers: ``[3]`` q-mesh numbers.
-        n_primitive_atoms: atoms in the primitive cell.
-        method: ``"rta"`` or ``"lbte"``.
-
-    Raises:
-        ConfigError: naming the size, its memory and what to do instead.
-
-    Example:
-        >>> check_mesh([11, 11, 11], 2, "lbte")  # 7986 modes: accepted
-    """
-    m = np.asarray(mesh_numbers)
-    if m.shape != (3,) or not np.all(np.round(m) == m) or np.any(m < 1):
-        raise ConfigError(f"mesh must be 3 positive integers, got {m.tolist()}")
-    size = int(np.prod(m.astype(int))) * 3 * int(n_primitive_atoms)
-    if method == "lbte" and size > LBTE_MAX_MODES:
-        raise ConfigError(
-            f"the LBTE collision matrix would be {size}×{size} "
-            f"({8 * size**2 / 2**30:.1f} GiB per temperature); the limit is "
-            f"{LBTE_MAX_MODES} modes: use a smaller mesh or method='rta'"
-        )
-
-
-def mean_free_paths(result: Conductivity) -> jax.Array:
-    """Mean free paths ``|v| τ`` of the irreducible modes, ``[T, g, m]``, Å.
-
-    ``τ = 1/(4πΓ)`` ps; modes without scattering get 0.
-    """
-    speed = jnp.linalg.norm(result.velocities, axis=-1)[None]  # THz·Å
-    g = result.gamma
-    tau = jnp.where(g > 0, 1.0 / (4 * jnp.pi * jnp.where(g > 0, g, 1.0)), 0.0)
-    return speed * tau
-
-
-def cumulative_kappa(result: Conductivity, lengths) -> np.ndarray:
-    """Cumulative κ (trace/3) from modes with mean free path below each length.
-
-    Args:
-        result: from :func:`run`.
-        lengths: ``[L]`` mean free paths, Å, ascending.
-
-    Returns:
-        ``[T, L]`` W/(m·K); the last value reaches κ (trace/3) once ``lengths``
-        exceeds the longest mean free path.
-    """
-    mfp = np.asarray(mean_free_paths(result))  # [T, g, m]
-    k = np.trace(np.asarray(result.mode_kappa), axis1=-2, axis2=-1) / 3  # [T, g, m]
-    grid = np.asarray(lengths, np.float64)
-    return np.stack(
-        [[k[t][mfp[t] <= x].sum() for x in grid] for t in range(k.shape[0])]
-    )

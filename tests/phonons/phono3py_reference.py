@@ -39,12 +39,14 @@ def set_force_constants(ph3, fc2, fc3, perm):
     ph3.fc3 = to_phono3py_layout(fc3)
 
 
-def kappa(ph3, mesh, temperatures, sigma, lbte=False):
+def kappa(ph3, mesh, temperatures, sigma, lbte=False, **options):
     """phono3py's κ ``[T, 3, 3]`` (W/mK), Gaussian smearing ``sigma`` THz.
 
     RTA, or with ``lbte=True`` the direct solution with the reducible
     collision matrix (``is_reducible_collision_matrix=True``; its other
-    defaults: k-star symmetry, pseudo-inverse cutoff 1e-8).
+    defaults: k-star symmetry, pseudo-inverse cutoff 1e-8). ``options`` go to
+    ``run_thermal_conductivity`` (``is_isotope``, ``boundary_mfp``,
+    ``write_kappa``, ...).
     """
     ph3.mesh_numbers = mesh
     ph3.sigmas = [sigma]
@@ -54,6 +56,7 @@ def kappa(ph3, mesh, temperatures, sigma, lbte=False):
         is_LBTE=lbte,
         is_reducible_collision_matrix=lbte,
         log_level=0,
+        **options,
     )
     k6 = np.asarray(ph3.thermal_conductivity.kappa)[0]  # [T, 6] xx yy zz yz xz xy
     out = np.zeros((len(temperatures), 3, 3))
