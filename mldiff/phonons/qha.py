@@ -269,7 +269,9 @@ def free_energy_grid(
     from mldiff import neighbors
     from mldiff import phonons as _ph
     from mldiff.phonons import thermal
+    from mldiff.potentials import check_potential
 
+    check_potential(potential, "qha.free_energy_grid")
     if params is None:
         params = potential.init(jax.random.key(0), structure)
     if temperatures is None:

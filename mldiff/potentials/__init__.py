@@ -14,7 +14,7 @@ Example:
 from collections.abc import Callable
 
 from mldiff.errors import ConfigError
-from mldiff.potentials._base import Potential, check_species
+from mldiff.potentials._base import Potential, check_potential, check_species
 from mldiff.potentials.emt import emt
 from mldiff.potentials.lj import lennard_jones
 from mldiff.potentials.mace import MACEConfig, mace
@@ -26,6 +26,7 @@ from mldiff.potentials.universal import PRETRAINED, canonical_name, sevennet
 
 __all__ = [
     "Potential",
+    "check_potential",
     "check_species",
     "get",
     "available",

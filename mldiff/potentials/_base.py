@@ -6,9 +6,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from mldiff.errors import SpeciesError
+from mldiff.errors import ConfigError, SpeciesError
 
-__all__ = ["Potential", "check_species"]
+__all__ = ["Potential", "check_potential", "check_species"]
 
 
 class Potential(NamedTuple):
@@ -31,6 +31,24 @@ class Potential(NamedTuple):
     name: str = "potential"
 
 
+def check_potential(potential, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``potential`` is a :class:`Potential`.
+
+    Catches the structure-first order of mldiff before 0.2 (``run(structure,
+    potential, params)``) with a message that names the fix.
+
+    Args:
+        potential: what the caller passed as the potential.
+        what: the function, for the message.
+    """
+    if not isinstance(potential, Potential):
+        raise ConfigError(
+            f"{what} takes (potential, params, structure, ...); got a "
+            f"{type(potential).__name__} as the potential. Pass the potential "
+            f"first and the structure third"
+        )
+
+
 def check_species(
     potential: Potential, numbers: Sequence[int] | np.ndarray | jax.Array
 ) -> None:
@@ -40,6 +58,7 @@ def check_species(
         potential: the potential.
         numbers: atomic numbers of a structure (concrete, host side).
     """
+    check_potential(potential, "this function")
     if potential.species is None:
         return
     present = set(int(z) for z in np.unique(np.asarray(numbers)))

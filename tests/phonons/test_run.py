@@ -104,3 +104,17 @@ def test_frequencies_are_differentiable_in_the_potential_parameters(si_sw):
     eps = params["epsilon"]
     f, df = jax.jit(lambda e: jax.jvp(freqs, (e,), (jnp.ones_like(e),)))(eps)
     np.testing.assert_allclose(df, f / (2 * eps), rtol=1e-8)
+
+
+def test_structure_first_order_of_old_releases_names_the_fix(si_sw):
+    # reference: the argument order (potential, params, structure) of md.run_md
+    from mldiff.phonons import qha
+    from mldiff.potentials import check_potential
+
+    pot, params, atoms = si_sw
+    s = Structure.from_ase(atoms)
+    check_potential(pot, "phonons.run")  # a potential passes
+    with pytest.raises(ConfigError, match="potential first"):
+        check_potential(s, "phonons.run")
+    with pytest.raises(ConfigError, match=r"takes \(potential, params, structure"):
+        qha.free_energy_grid(s, pot, params, [1, 1, 1], progress=False)
