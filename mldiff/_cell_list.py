@@ -1,0 +1,199 @@
+"""Cell-list pair search inside ``jit`` with integer image shifts (layer 0).
+
+The cell is cut into ``n_a × n_b × n_c`` bins along its fractional coordinates.
+Along a periodic lattice vector ``a_k`` the bin count is
+``n_k = max(floor(w_k / R), 1)``, where ``w_k = 1 / |b_k|`` is the distance
+between the lattice planes spanned by the two other vectors (``b_k`` the
+reciprocal vector) and ``R`` the search radius, so every bin is at least ``R``
+thick in the direction that matters, for orthorhombic and triclinic cells alike.
+A pair closer than ``R`` then differs by at most one bin along each direction
+(more when the cell itself is thinner than ``R``: one bin of ``w_k`` and
+``ceil(R / w_k)`` bins of reach). Non-periodic directions are not binned.
+
+Each bin holds at most ``bin_capacity`` atom indices (a static ``[bins, c]``
+table); every atom looks at the bins at the given offsets, ``[m, 3]`` integer
+triples (the 27 of ``{-1, 0, 1}³`` in a fully periodic cell of ≥ 1 bin per
+radius). The offset is taken on the *unwrapped* bin index ``u = b + o``: the
+bin searched is ``u mod n`` and the image shift of its atoms is
+``floor(u / n)``, so every (atom, image) candidate appears once, even with one
+or two bins along a direction. The per-edge shift in the caller's unwrapped
+positions is ``S = shift − off_j + off_i`` with ``off = floor(frac)``.
+
+Memory is O(n · m · c) instead of the O(n² · images) of an all-pairs search.
+If a bin holds more than ``c`` atoms, more than ``capacity`` edges are found,
+or the cell has become too thin for its bins, ``overflow`` is set: no pair is
+ever dropped silently.
+
+References:
+    Allen & Tildesley, *Computer Simulation of Liquids* (2nd ed., 2017),
+    §5.3.2 (cell structures and linked lists); jax-md ``partition.cell_list``.
+"""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["layout", "bin_counts", "pairs"]
+
+
+def _widths_np(cell: np.ndarray, pbc) -> np.ndarray:
+    """Plane spacings along the periodic vectors (inf elsewhere), Å."""
+    periodic = [k for k in range(3) if pbc[k]]
+    widths = np.full(3, np.inf)
+    if periodic:
+        a = np.asarray(cell, np.float64)[periodic]
+        dual = a.T @ np.linalg.inv(a @ a.T)  # [3, p], dual basis in span(a)
+        widths[periodic] = 1.0 / np.linalg.norm(dual, axis=0)
+    return widths
+
+
+def layout(cell, pbc, radius: float) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Bin counts and bin offsets for a cell and search radius (host side).
+
+    Args:
+        cell: ``[3, 3]`` lattice vectors as rows, Å.
+        pbc: three periodicity flags.
+        radius: search radius ``cutoff + skin``, Å.
+
+    Returns:
+        ``(bins, offsets)``: the number of bins along each lattice vector
+        (1 along non-periodic ones) and the ``[m, 3]`` int32 bin offsets to search.
+    """
+    widths = _widths_np(cell, pbc)
+    bins, ranges = [], []
+    for k in range(3):
+        if not pbc[k]:
+            bins.append(1)
+            ranges.append(np.zeros(1, int))
+            continue
+        n_k = max(int(np.floor(widths[k] / radius)), 1)
+        reach = int(np.ceil(radius / (widths[k] / n_k) - 1e-12))
+        bins.append(n_k)
+        ranges.append(np.arange(-reach, reach + 1))
+    offsets = np.array(list(itertools.product(*ranges)), np.int32).reshape(-1, 3)
+    return (bins[0], bins[1], bins[2]), offsets
+
+
+def _frame(positions, cell, pbc):
+    """Fractional offsets, wrapped positions, reduced coordinates and widths.
+
+    Fractional coordinates are taken along the periodic vectors only (dual basis
+    of their span), so zero or arbitrary non-periodic vectors never matter.
+    """
+    n = positions.shape[0]
+    periodic = [k for k in range(3) if pbc[k]]
+    if not periodic:
+        zero = jnp.zeros((n, 3), positions.dtype)
+        return zero, positions, zero, jnp.full(3, jnp.inf, positions.dtype)
+    idx = jnp.array(periodic)
+    a = cell[idx]  # [p, 3]
+    dual = a.T @ jnp.linalg.inv(a @ a.T)  # [3, p]
+    frac = jnp.zeros((n, 3), positions.dtype).at[:, idx].set(positions @ dual)
+    off = jnp.floor(frac)  # 0 along non-periodic directions
+    wrapped = positions - off @ cell
+    widths = (
+        jnp.full(3, jnp.inf, positions.dtype)
+        .at[idx]
+        .set(1.0 / jnp.linalg.norm(dual, axis=0))
+    )
+    return off, wrapped, frac - off, widths
+
+
+def _bin_of(reduced, bins):
+    """``[n, 3]`` int32 bin index of each atom from reduced coordinates in [0, 1)."""
+    nb = jnp.array(bins)
+    b = jnp.floor(reduced * nb).astype(jnp.int32)
+    return jnp.clip(b, 0, nb - 1)  # reduced == 1.0 after rounding
+
+
+def _flat(b, bins):
+    return (b[..., 0] * bins[1] + b[..., 1]) * bins[2] + b[..., 2]
+
+
+def bin_counts(positions, cell, pbc, bins) -> np.ndarray:
+    """Number of atoms in each bin, ``[n_a · n_b · n_c]`` (host side)."""
+    _, _, reduced, _ = _frame(jnp.asarray(positions), jnp.asarray(cell), pbc)
+    flat = _flat(_bin_of(reduced, bins), bins)
+    return np.bincount(np.asarray(flat), minlength=int(np.prod(bins)))
+
+
+def pairs(positions, cell, pbc, radius, bins, offsets, bin_capacity, capacity):
+    """All ordered pairs closer than ``radius``, padded to ``capacity``; jit-able.
+
+    Args:
+        positions: ``[n, 3]`` Cartesian positions, Å (may lie outside the cell).
+        cell: ``[3, 3]`` lattice vectors as rows, Å.
+        pbc: three periodicity flags (static).
+        radius: search radius, Å (static).
+        bins: bin counts along the lattice vectors (static), from :func:`layout`.
+        offsets: ``[m, 3]`` int bin offsets, from :func:`layout`.
+        bin_capacity: atoms a bin can hold (static).
+        capacity: edge slots (static).
+
+    Returns:
+        ``(i, j, S, valid, overflow)``: ``[capacity]`` int32 senders and
+        receivers sorted by sender, ``[capacity, 3]`` int32 shifts with
+        ``r_j − r_i + S @ cell`` the edge vector, ``[capacity]`` bool for real
+        edges, and a bool that is True if a bin or the edge list was too small
+        or the bins have become thinner than ``radius`` allows.
+    """
+    n = positions.shape[0]
+    n_bins = int(np.prod(bins))
+    c = int(bin_capacity)
+    off, wrapped, reduced, widths = _frame(positions, cell, pbc)
+    b = _bin_of(reduced, bins)  # [n, 3]
+    flat = _flat(b, bins)  # [n]
+
+    # bin table [n_bins, c] of atom indices, n marks an empty slot
+    counts = jnp.zeros(n_bins, jnp.int32).at[flat].add(1)
+    order = jnp.argsort(flat, stable=True)
+    sorted_flat = flat[order]
+    start = jnp.cumsum(counts) - counts
+    slot = jnp.arange(n, dtype=jnp.int32) - start[sorted_flat]
+    table = (
+        jnp.full((n_bins, c), n, jnp.int32)
+        .at[sorted_flat, slot]
+        .set(order.astype(jnp.int32), mode="drop")
+    )
+
+    # candidates: for atom i and offset o, the atoms of bin (b_i + o) mod bins
+    nb = jnp.array(bins, jnp.int32)
+    u = b[:, None, :] + offsets[None, :, :].astype(jnp.int32)  # [n, m, 3]
+    image = jnp.floor_divide(u, nb)  # [n, m, 3] lattice shifts of that bin
+    cand = table[_flat(jnp.mod(u, nb), bins)]  # [n, m, c]
+    w = jnp.concatenate([wrapped, jnp.zeros((1, 3), wrapped.dtype)])  # sentinel
+    d = (
+        w[cand]
+        - wrapped[:, None, None, :]
+        + (image.astype(cell.dtype) @ cell)[:, :, None, :]
+    )  # [n, m, c, 3]
+    ii = jnp.arange(n, dtype=jnp.int32)[:, None, None]
+    is_self = (cand == ii) & jnp.all(image == 0, axis=-1)[:, :, None]
+    within = (cand < n) & ~is_self & (jnp.sum(d * d, axis=-1) < radius**2)
+
+    count = jnp.sum(within, dtype=jnp.int32)
+    (idx,) = jnp.nonzero(within.reshape(-1), size=capacity, fill_value=0)
+    per_atom = offsets.shape[0] * c
+    i = (idx // per_atom).astype(jnp.int32)
+    j = cand.reshape(-1)[idx]
+    shift = image[i, (idx % per_atom) // c]
+    valid = jnp.arange(capacity) < count
+    offi = off.astype(jnp.int32)
+    S = shift - offi[jnp.minimum(j, n - 1)] + offi[i]
+
+    # the bins must still be thick enough for the offsets searched
+    thin = jnp.asarray(False)
+    periodic = [k for k in range(3) if pbc[k]]
+    if periodic:
+        reach = jnp.max(jnp.abs(offsets), axis=0).astype(widths.dtype)
+        thickness = reach * widths / nb.astype(widths.dtype)
+        thin = jnp.any(thickness[jnp.array(periodic)] < radius)
+    overflow = (count > capacity) | (jnp.max(counts) > c) | thin
+    return (
+        jnp.where(valid, i, 0),
+        jnp.where(valid, j, 0).astype(jnp.int32),
+        jnp.where(valid[:, None], S, 0).astype(jnp.int32),
+        valid,
+        overflow,
+    )
