@@ -193,7 +193,7 @@ def allocate(
         capacity_multiplier: head-room for :func:`update` when ``capacity`` or
             ``bin_capacity`` is not given.
         bin_capacity: atoms per bin of the cell list; default the fullest bin
-            now times ``capacity_multiplier``, plus one.
+            ``b`` now as ``ceil(b * capacity_multiplier + 2 sqrt(b))``.
 
     Returns:
         The graph.
@@ -221,7 +221,11 @@ def allocate(
     if method == "cell_list":
         fullest = int(_cell_list.bin_counts(s.positions, cell, s.pbc, bins).max())
         if bin_capacity is None:
-            bin_capacity = int(math.ceil(fullest * capacity_multiplier)) + 1
+            # head-room for thermal fluctuations: ~2 standard deviations of a
+            # Poisson count on top of the multiplier
+            bin_capacity = int(
+                math.ceil(fullest * capacity_multiplier + 2.0 * math.sqrt(fullest))
+            )
         if fullest > bin_capacity:
             raise NeighborListOverflowError(
                 f"{fullest} atoms in one bin do not fit the bin capacity of "
