@@ -31,8 +31,11 @@ References:
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mldiff.errors import ConfigError
 
 __all__ = ["layout", "bin_counts", "pairs"]
 
@@ -163,22 +166,40 @@ def pairs(positions, cell, pbc, radius, bins, offsets, bin_capacity, capacity):
     image = jnp.floor_divide(u, nb)  # [n, m, 3] lattice shifts of that bin
     cand = table[_flat(jnp.mod(u, nb), bins)]  # [n, m, c]
     w = jnp.concatenate([wrapped, jnp.zeros((1, 3), wrapped.dtype)])  # sentinel
-    d = (
-        w[cand]
-        - wrapped[:, None, None, :]
-        + (image.astype(cell.dtype) @ cell)[:, :, None, :]
-    )  # [n, m, c, 3]
+    base = image.astype(cell.dtype) @ cell - wrapped[:, None, :]  # [n, m, 3]
+    # |w_j - w_i + shift @ cell|² one component at a time: XLA then fuses each
+    # gather into the sum instead of materialising [n, m, c, 3] vectors
+    dist2 = jnp.zeros(cand.shape, wrapped.dtype)
+    for k in range(3):
+        dk = w[:, k][cand] + base[:, :, None, k]
+        dist2 = dist2 + dk * dk
     ii = jnp.arange(n, dtype=jnp.int32)[:, None, None]
     is_self = (cand == ii) & jnp.all(image == 0, axis=-1)[:, :, None]
-    within = (cand < n) & ~is_self & (jnp.sum(d * d, axis=-1) < radius**2)
+    within = (cand < n) & ~is_self & (dist2 < radius**2)
 
-    count = jnp.sum(within, dtype=jnp.int32)
-    (idx,) = jnp.nonzero(within.reshape(-1), size=capacity, fill_value=0)
+    # compaction, row by row: edge slot = edges of earlier atoms + rank in row
     per_atom = offsets.shape[0] * c
+    index = jnp.int32 if n * per_atom < 2**31 else jnp.int64
+    if index == jnp.int64 and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            f"{n} atoms x {per_atom} candidates per atom exceed 2^31 slots; "
+            "enable jax_enable_x64 for 64-bit indices"
+        )
+    rows = within.reshape(n, per_atom)
+    n_row = jnp.sum(rows, axis=1, dtype=index)  # [n]
+    count = jnp.sum(n_row)
+    first = jnp.cumsum(n_row) - n_row  # [n]
+    slot = first[:, None] + jnp.cumsum(rows, axis=1, dtype=index) - 1
+    slot = jnp.where(rows, slot, capacity)  # out of range: dropped
+    idx = (
+        jnp.zeros(capacity, index)
+        .at[slot.reshape(-1)]
+        .set(jnp.arange(n * per_atom, dtype=index), mode="drop")
+    )
     i = (idx // per_atom).astype(jnp.int32)
     j = cand.reshape(-1)[idx]
     shift = image[i, (idx % per_atom) // c]
-    valid = jnp.arange(capacity) < count
+    valid = jnp.arange(capacity, dtype=index) < count
     offi = off.astype(jnp.int32)
     S = shift - offi[jnp.minimum(j, n - 1)] + offi[i]
 
