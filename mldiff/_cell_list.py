@@ -19,7 +19,10 @@ bin searched is ``u mod n`` and the image shift of its atoms is
 or two bins along a direction. The per-edge shift in the caller's unwrapped
 positions is ``S = shift − off_j + off_i`` with ``off = floor(frac)``.
 
-Memory is O(n · m · c) instead of the O(n² · images) of an all-pairs search.
+Memory is O(n · m) plus a bounded scratch instead of the O(n² · images) of an
+all-pairs search: atoms are scanned in chunks of about ``2²¹ / (m · c)``, each
+chunk's pairs written to their edge slots (edges of earlier atoms plus the rank
+in the atom's row), so the edges come out sorted by sender.
 If a bin holds more than ``c`` atoms, more than ``capacity`` edges are found,
 or the cell has become too thin for its bins, ``overflow`` is set: no pair is
 ever dropped silently.
@@ -38,6 +41,8 @@ import numpy as np
 from mldiff.errors import ConfigError
 
 __all__ = ["layout", "bin_counts", "pairs"]
+
+_CHUNK_CANDIDATES = 2**21  # candidate pairs per chunk of atoms (~50 MB scratch)
 
 
 def _widths_np(cell: np.ndarray, pbc) -> np.ndarray:
@@ -160,45 +165,69 @@ def pairs(positions, cell, pbc, radius, bins, offsets, bin_capacity, capacity):
         .set(order.astype(jnp.int32), mode="drop")
     )
 
-    # candidates: for atom i and offset o, the atoms of bin (b_i + o) mod bins
+    # candidates of atom i: the atoms of bin (b_i + o) mod bins for each offset
+    # o, with the lattice shift floor((b_i + o) / bins) of that bin
     nb = jnp.array(bins, jnp.int32)
-    u = b[:, None, :] + offsets[None, :, :].astype(jnp.int32)  # [n, m, 3]
-    image = jnp.floor_divide(u, nb)  # [n, m, 3] lattice shifts of that bin
-    cand = table[_flat(jnp.mod(u, nb), bins)]  # [n, m, c]
-    w = jnp.concatenate([wrapped, jnp.zeros((1, 3), wrapped.dtype)])  # sentinel
-    base = image.astype(cell.dtype) @ cell - wrapped[:, None, :]  # [n, m, 3]
-    # |w_j - w_i + shift @ cell|² one component at a time: XLA then fuses each
-    # gather into the sum instead of materialising [n, m, c, 3] vectors
-    dist2 = jnp.zeros(cand.shape, wrapped.dtype)
-    for k in range(3):
-        dk = w[:, k][cand] + base[:, :, None, k]
-        dist2 = dist2 + dk * dk
-    ii = jnp.arange(n, dtype=jnp.int32)[:, None, None]
-    is_self = (cand == ii) & jnp.all(image == 0, axis=-1)[:, :, None]
-    within = (cand < n) & ~is_self & (dist2 < radius**2)
-
-    # compaction, row by row: edge slot = edges of earlier atoms + rank in row
-    per_atom = offsets.shape[0] * c
+    offsets = offsets.astype(jnp.int32)
+    m = offsets.shape[0]
+    per_atom = m * c
     index = jnp.int32 if n * per_atom < 2**31 else jnp.int64
     if index == jnp.int64 and not jax.config.jax_enable_x64:
         raise ConfigError(
             f"{n} atoms x {per_atom} candidates per atom exceed 2^31 slots; "
             "enable jax_enable_x64 for 64-bit indices"
         )
-    rows = within.reshape(n, per_atom)
-    n_row = jnp.sum(rows, axis=1, dtype=index)  # [n]
-    count = jnp.sum(n_row)
-    first = jnp.cumsum(n_row) - n_row  # [n]
-    slot = first[:, None] + jnp.cumsum(rows, axis=1, dtype=index) - 1
-    slot = jnp.where(rows, slot, capacity)  # out of range: dropped
-    idx = (
-        jnp.zeros(capacity, index)
-        .at[slot.reshape(-1)]
-        .set(jnp.arange(n * per_atom, dtype=index), mode="drop")
-    )
+    w = jnp.concatenate([wrapped, jnp.zeros((1, 3), wrapped.dtype)])  # sentinel
+
+    def within_of(atoms):
+        """``[k, m·c]`` bool: candidate (o, slot) of each atom is a pair."""
+        real = atoms < n  # the last chunk is padded with atoms >= n
+        atoms = jnp.minimum(atoms, n - 1)
+        u = b[atoms][:, None, :] + offsets[None, :, :]  # [k, m, 3]
+        image = jnp.floor_divide(u, nb)
+        cand = table[_flat(jnp.mod(u, nb), bins)]  # [k, m, c]
+        base = image.astype(cell.dtype) @ cell - w[atoms][:, None, :]  # [k, m, 3]
+        # |w_j - w_i + shift @ cell|² one component at a time: XLA then fuses
+        # each gather into the sum instead of materialising [k, m, c, 3]
+        dist2 = jnp.zeros(cand.shape, wrapped.dtype)
+        for k in range(3):
+            dk = w[:, k][cand] + base[:, :, None, k]
+            dist2 = dist2 + dk * dk
+        is_self = (cand == atoms[:, None, None]) & jnp.all(image == 0, axis=-1)[
+            :, :, None
+        ]
+        ok = (cand < n) & ~is_self & (dist2 < radius**2) & real[:, None, None]
+        return ok.reshape(-1, per_atom)
+
+    # compaction in chunks of atoms (bounded scratch memory): edge slot =
+    # edges of earlier atoms + rank in the atom's row; the slot holds the flat
+    # candidate index atom · m·c + o · c + slot
+    chunk = min(n, max(1, _CHUNK_CANDIDATES // per_atom))
+    n_chunks = -(-n // chunk)
+    atoms = jnp.arange(n_chunks * chunk, dtype=jnp.int32).reshape(n_chunks, chunk)
+
+    def body(carry, ids):
+        idx, total = carry
+        rows = within_of(ids)
+        n_row = jnp.sum(rows, axis=1, dtype=index)
+        first = total + jnp.cumsum(n_row) - n_row
+        slot = first[:, None] + jnp.cumsum(rows, axis=1, dtype=index) - 1
+        slot = jnp.where(rows, slot, capacity)  # out of range: dropped
+        flat_id = ids.astype(index)[:, None] * per_atom + jnp.arange(
+            per_atom, dtype=index
+        )
+        idx = idx.at[slot.reshape(-1)].set(flat_id.reshape(-1), mode="drop")
+        return (idx, total + jnp.sum(n_row, dtype=index)), None
+
+    start = (jnp.zeros(capacity, index), jnp.zeros((), index))
+    (idx, count), _ = jax.lax.scan(body, start, atoms)
+
+    # the edges kept: recompute their receiver and shift from the flat index
     i = (idx // per_atom).astype(jnp.int32)
-    j = cand.reshape(-1)[idx]
-    shift = image[i, (idx % per_atom) // c]
+    o = (idx % per_atom) // c
+    u = b[i] + offsets[o]  # [capacity, 3]
+    j = table[_flat(jnp.mod(u, nb), bins), idx % c]
+    shift = jnp.floor_divide(u, nb)
     valid = jnp.arange(capacity, dtype=index) < count
     offi = off.astype(jnp.int32)
     S = shift - offi[jnp.minimum(j, n - 1)] + offi[i]
