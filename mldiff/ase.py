@@ -60,7 +60,7 @@ def bucket(n: int, minimum: int = 8) -> int:
 
     Example:
         >>> [bucket(n) for n in (1, 8, 9, 31, 33, 100, 1000)]
-        [8, 8, 16, 32, 40, 112, 1024]
+        [8, 8, 10, 32, 40, 112, 1024]
     """
     if n <= minimum:
         return minimum
