@@ -110,9 +110,8 @@ def _frame(positions, cell, pbc):
 
 def _bin_of(reduced, bins):
     """``[n, 3]`` int32 bin index of each atom from reduced coordinates in [0, 1)."""
-    nb = jnp.array(bins)
-    b = jnp.floor(reduced * nb).astype(jnp.int32)
-    return jnp.clip(b, 0, nb - 1)  # reduced == 1.0 after rounding
+    b = jnp.floor(reduced * jnp.array(bins, reduced.dtype)).astype(jnp.int32)
+    return jnp.clip(b, 0, jnp.array(bins, jnp.int32) - 1)  # reduced 1.0 by rounding
 
 
 def _flat(b, bins):
@@ -121,7 +120,9 @@ def _flat(b, bins):
 
 def bin_counts(positions, cell, pbc, bins) -> np.ndarray:
     """Number of atoms in each bin, ``[n_a · n_b · n_c]`` (host side)."""
-    _, _, reduced, _ = _frame(jnp.asarray(positions), jnp.asarray(cell), pbc)
+    positions = jnp.asarray(positions)
+    cell = jnp.asarray(cell, positions.dtype)
+    _, _, reduced, _ = _frame(positions, cell, pbc)
     flat = _flat(_bin_of(reduced, bins), bins)
     return np.bincount(np.asarray(flat), minlength=int(np.prod(bins)))
 
