@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 METHODS = ("auto", "cell_list", "all_pairs")
-CELL_LIST_MIN_ATOMS = 256  # below this, "auto" compares all pairs
+CELL_LIST_MIN_ATOMS = 128  # below this, "auto" compares all pairs
 
 
 @flax.struct.dataclass
