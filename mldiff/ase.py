@@ -7,6 +7,13 @@ the neighbor graph is rebuilt on the host only when atoms moved more than half
 the Verlet skin, the cell or species changed, or it overflowed — and it keeps
 its capacity when it can, so the jitted function is not recompiled.
 
+Shape buckets: the atom count is padded up to a bucket (multiples of
+``2^(⌊log₂ n⌋ − 2)``, at least 8, so at most 25 % padding) with ghost atoms
+(Z = 0, far away, no edges, zero energy: the padding convention of
+:mod:`mldiff.data.batching`), and the edge capacity to a bucket of the same
+kind. A vacancy, an adsorbate or a deleted molecule within the bucket then
+reuses the compiled function.
+
 Precision: results are float64 when JAX runs with ``jax_enable_x64`` (the
 ``mldiff`` command enables it); otherwise float32, which is fine for relaxations
 to ~1e-3 eV/Å but not for phonons or tight energy conservation.
@@ -19,9 +26,11 @@ Example:
     -0.007
 """
 
+import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from ase.calculators.calculator import Calculator as _AseCalculator
 from ase.calculators.calculator import all_changes
@@ -31,7 +40,32 @@ from mldiff.errors import ConfigError
 from mldiff.potentials import Potential, check_species
 from mldiff.structure import Structure
 
-__all__ = ["Calculator", "resolve_potential"]
+__all__ = ["Calculator", "resolve_potential", "bucket"]
+
+_GHOST_OFFSET = 1000.0  # Å beyond the real atoms, as data.batching.GHOST_OFFSET
+
+
+def bucket(n: int, minimum: int = 8) -> int:
+    """Padded size for ``n``: the next multiple of ``2^(⌊log₂ n⌋ − 2)``.
+
+    Consecutive buckets are at most 25 % apart, so padding costs at most a
+    quarter more work, and there are only four buckets per doubling of ``n``.
+
+    Args:
+        n: atoms or edges to hold.
+        minimum: smallest bucket.
+
+    Returns:
+        The bucket, ``>= max(n, minimum)``.
+
+    Example:
+        >>> [bucket(n) for n in (1, 8, 9, 31, 33, 100, 1000)]
+        [8, 8, 10, 32, 40, 112, 1024]
+    """
+    if n <= minimum:
+        return minimum
+    step = 2 ** max(int(math.floor(math.log2(n))) - 2, 0)
+    return int(math.ceil(n / step) * step)
 
 
 def resolve_potential(potential, params=None, key=None):
@@ -117,21 +151,48 @@ class Calculator(_AseCalculator):
         same_cell = same_atoms and np.array_equal(self._graph_atoms[2], cell)
         if same_cell and not bool(neighbors.needs_update(s, self._graph)):
             return self._graph
-        capacity = None
-        if same_atoms:
-            radius = self.potential.cutoff + self.skin
-            n_needed = len(neighbors.neighbor_list(s, radius)[0])
-            if n_needed <= self._graph.capacity:
-                capacity = self._graph.capacity  # same shapes: no recompilation
+        radius = self.potential.cutoff + self.skin
+        n_needed = len(neighbors.neighbor_list(s, radius)[0])
+        capacity = bucket(int(math.ceil(1.25 * n_needed)))
+        same_bucket = self._graph is not None and bucket(len(s)) == bucket(
+            len(self._graph_atoms[0])
+        )
+        if same_bucket and n_needed <= self._graph.capacity:
+            capacity = self._graph.capacity  # same shapes: no recompilation
+        # the calculator never updates the graph in jit: all pairs keeps the
+        # static metadata fixed whatever the size
         self._graph = neighbors.allocate(
             s,
             self.potential.cutoff,
             skin=self.skin,
             capacity=capacity,
-            capacity_multiplier=1.25,
+            method="all_pairs",
         )
         self._graph_atoms = (numbers, s.pbc, cell)
         return self._graph
+
+    def _padded(self, s: Structure, g: neighbors.Graph):
+        """``s`` and ``g`` padded with ghost atoms to the atom bucket.
+
+        Ghosts have Z = 0, no edges and distinct far positions, so they change
+        no energy, force or stress; ``g.images`` (never used outside
+        :func:`~mldiff.neighbors.update`) is replaced by one zero shift, so a
+        cell that needs more periodic images does not change the shapes either.
+        """
+        n = len(s)
+        k = bucket(n) - n
+        r = s.positions
+        top = jnp.max(jnp.abs(r)) if n else 0.0
+        step = self.potential.cutoff + self.skin + 1.0
+        ghosts = jnp.full((k, 3), top + _GHOST_OFFSET, r.dtype)
+        ghosts = ghosts.at[:, 0].add(step * jnp.arange(k, dtype=r.dtype))
+        positions = jnp.concatenate([r, ghosts])
+        numbers = jnp.concatenate([s.numbers, jnp.zeros(k, s.numbers.dtype)])
+        padded = s.replace(positions=positions, numbers=numbers)
+        graph = g.replace(
+            images=jnp.zeros((1, 3), jnp.int32), reference_positions=positions
+        )
+        return padded, graph
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         """Compute energy, forces and (for 3D-periodic cells) stress."""
@@ -140,16 +201,16 @@ class Calculator(_AseCalculator):
         check_species(self.potential, s.numbers)
         if self.params is None:
             self.params = self.potential.init(self._key, s)
-        g = self._graph_for(s)
+        padded, g = self._padded(s, self._graph_for(s))
         periodic = all(s.pbc)
         if periodic:
-            e, f, sigma = self._efs(self.params, s, g)
+            e, f, sigma = self._efs(self.params, padded, g)
         else:
-            e, f = self._ef(self.params, s, g)
+            e, f = self._ef(self.params, padded, g)
         e = float(e)
         self.results["energy"] = e
         self.results["free_energy"] = e
-        self.results["forces"] = np.asarray(f, dtype=np.float64)
+        self.results["forces"] = np.asarray(f, dtype=np.float64)[: len(s)]
         if periodic:
             sigma = np.asarray(sigma, dtype=np.float64)
             self.results["stress"] = np.array(

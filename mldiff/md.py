@@ -25,20 +25,21 @@ Design:
   force then always sees a valid graph), and because jax-md's ``velocity_verlet``
   casts the time step to float32.
 * **Neighbor graphs** (``neighbor_update``): with ``"jit"`` each step calls
-  :func:`mldiff.neighbors.needs_update` and, when it is true, the O(n²·images)
-  :func:`mldiff.neighbors.update` inside the jitted loop. If that overflows the
-  capacity, the block stops; on the host the graph is re-allocated with
-  ``capacity_multiplier`` head-room and the whole block is redone from its saved
-  start state (same PRNG state, so the trajectory is the same as with ample
-  capacity). Results from an overflowed graph are never kept. With ``"host"`` a
-  step that would need a new graph is not taken; the block returns, the graph is
-  rebuilt on the host by :func:`mldiff.neighbors.allocate` (k-d tree,
-  O(n log n); same capacity when the edges fit, so nothing recompiles) and the
-  block continues. ``"auto"`` picks ``"jit"`` while the all-pairs search is small
-  (n²·images ≤ 2·10⁶, a few hundred atoms) and ``"host"`` beyond. jax-md's cell
-  lists (``partition.neighbor_list``) are not used: they give minimum-image pairs
-  only (cells wider than twice cutoff + skin) and no integer shifts, while the
-  host k-d tree handles any cell and scales as well.
+  :func:`mldiff.neighbors.needs_update` and, when it is true,
+  :func:`mldiff.neighbors.update` inside the jitted loop, by the graph's method
+  (O(n²·images) all pairs or O(n) cell list). If that overflows the edge or bin
+  capacity, the block stops; on the host the graph is re-allocated (same
+  method) with ``capacity_multiplier`` head-room and the whole block is redone
+  from its saved start state (same PRNG state, so the trajectory is the same as
+  with ample capacity). Results from an overflowed graph are never kept. With
+  ``"host"`` a step that would need a new graph is not taken; the block returns,
+  the graph is rebuilt on the host by :func:`mldiff.neighbors.allocate` (k-d
+  tree, O(n log n); same capacities when the edges fit, so nothing recompiles)
+  and the block continues. ``"auto"`` picks ``"jit"`` for a cell-list graph and
+  while the all-pairs search is small (n²·images ≤ 2·10⁶, a few hundred atoms),
+  and ``"host"`` beyond. jax-md's cell lists (``partition.neighbor_list``) are
+  not used: they give minimum-image pairs only (cells wider than twice cutoff +
+  skin) and no integer shifts.
 * **Cell relaxation** follows ASE's ``UnitCellFilter``: FIRE runs on ``n + 3``
   rows, the positions ``u`` in the undeformed frame and ``cell_factor · F`` for
   the deformation gradient ``F`` (``r = u F``, ``cell = cell₀ F``); their forces
@@ -52,8 +53,9 @@ Design:
   runs with the same potential and shapes compile once (FIRE's jitted functions
   are likewise cached per potential and settings). Nothing cached changes a
   result. Growing a graph's capacity changes shapes and compiles once more.
-* **Limits.** ``"jit"`` holds an ``[n, images, n]`` distance array: keep it for
-  small cells or accelerators with memory to spare. Cells whose shape changes
+* **Limits.** ``"jit"`` with an all-pairs graph holds an ``[n, images, n]``
+  distance array: keep it for small cells (allocate large ones with the cell
+  list, the default from a few hundred atoms). Cells whose shape changes
   during MD (NPT) are not supported. Positions are not wrapped, so after very
   long runs the unwrapped coordinates grow (harmless in float64).
 
@@ -416,21 +418,43 @@ def _choose_mode(mode: str, structure: Structure, graph: neighbors.Graph) -> str
         )
     if mode != "auto":
         return mode
+    if graph.method == "cell_list":
+        return "jit"
     n = len(structure)
     return "jit" if n * n * graph.images.shape[0] <= _AUTO_JIT_LIMIT else "host"
 
 
 def _reallocate(s, graph, cutoff, skin, multiplier, *, grow: bool) -> neighbors.Graph:
-    """A fresh graph for ``s``; keeps the capacity if it fits, unless ``grow``."""
+    """A fresh graph for ``s`` searched by ``graph.method``.
+
+    Keeps the edge and bin capacities if they fit (nothing recompiles), unless
+    ``grow``: then both grow by at least ``multiplier``, since either may have
+    overflowed.
+    """
+    kw = dict(skin=skin, method=graph.method)
+    cell_list = graph.method == "cell_list"
     if not grow:
         try:
-            return neighbors.allocate(s, cutoff, skin=skin, capacity=graph.capacity)
+            return neighbors.allocate(
+                s,
+                cutoff,
+                capacity=graph.capacity,
+                bin_capacity=graph.bin_capacity if cell_list else None,
+                **kw,
+            )
         except NeighborListOverflowError:
             pass
-    fresh = neighbors.allocate(s, cutoff, skin=skin, capacity_multiplier=multiplier)
-    if grow and fresh.capacity <= graph.capacity:
-        capacity = int(math.ceil(graph.capacity * multiplier))
-        fresh = neighbors.allocate(s, cutoff, skin=skin, capacity=capacity)
+    fresh = neighbors.allocate(s, cutoff, capacity_multiplier=multiplier, **kw)
+    if grow:
+        capacity = max(fresh.capacity, math.ceil(graph.capacity * multiplier))
+        bins = max(fresh.bin_capacity, math.ceil(graph.bin_capacity * multiplier))
+        fresh = neighbors.allocate(
+            s,
+            cutoff,
+            capacity=int(capacity),
+            bin_capacity=int(bins) if cell_list else None,
+            **kw,
+        )
     return fresh
 
 

@@ -17,9 +17,20 @@ Two entry points:
   With a Verlet ``skin``, :func:`needs_update` says when atoms have moved far
   enough that the graph must be rebuilt.
 
-``update`` compares all atom pairs over the periodic images in reach, O(n² m)
-memory; for MD in cells of many thousands of atoms, rebuild on the host with
-:func:`allocate` when :func:`needs_update` says so, or use jax-md's cell lists.
+``update`` searches pairs by one of two methods, chosen by :func:`allocate` and
+kept as static metadata of the graph:
+
+* ``"all_pairs"`` compares all atom pairs over the periodic images in reach,
+  O(n² m) memory: best for small or thin cells.
+* ``"cell_list"`` bins atoms in fractional coordinates, bins at least
+  ``cutoff + skin`` thick (orthorhombic or triclinic cells), and compares each
+  atom with the atoms of the neighbouring bins only, O(n) memory; each bin has a
+  fixed capacity and a full bin sets ``overflow`` like a full edge list
+  (:mod:`mldiff._cell_list`).
+
+``"auto"`` takes the cell list when there are at least
+``CELL_LIST_MIN_ATOMS`` atoms and three or more bins along every direction
+(so only fully periodic cells), and all pairs otherwise.
 
 Example:
     >>> import numpy as np
@@ -39,11 +50,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff import _cell_list
 from mldiff._cells import pairs_within
-from mldiff.errors import NeighborListOverflowError
+from mldiff.errors import ConfigError, NeighborListOverflowError
 from mldiff.structure import Structure
 
-__all__ = ["Graph", "neighbor_list", "allocate", "update", "needs_update", "check"]
+__all__ = [
+    "Graph",
+    "neighbor_list",
+    "allocate",
+    "update",
+    "needs_update",
+    "check",
+    "METHODS",
+    "CELL_LIST_MIN_ATOMS",
+]
+
+METHODS = ("auto", "cell_list", "all_pairs")
+CELL_LIST_MIN_ATOMS = 128  # below this, "auto" compares all pairs
 
 
 @flax.struct.dataclass
@@ -56,12 +80,18 @@ class Graph:
         shifts: ``[e, 3]`` int32 lattice shifts S (vector = r_j - r_i + S @ cell).
         mask: ``[e]`` bool, True for real edges, False for padding.
         overflow: ``[]`` bool, True if the last :func:`update` found more edges
-            than the capacity or the cell needs more periodic images than
+            than the capacity, more atoms in a bin than ``bin_capacity``
+            (cell list), or the cell needs more periodic images or bins than
             allocated. Results computed with an overflowed graph are wrong.
-        images: ``[m, 3]`` int32 lattice shifts searched by :func:`update`.
+        images: ``[m, 3]`` int32 offsets searched by :func:`update`: lattice
+            shifts (``"all_pairs"``) or bin offsets (``"cell_list"``).
         reference_positions: ``[n, 3]`` positions at the last build, Å.
         cutoff: cutoff radius the graph was built for, Å (static).
         skin: Verlet skin, Å (static); edges reach ``cutoff + skin``.
+        method: ``"all_pairs"`` or ``"cell_list"``, how :func:`update`
+            searches (static).
+        bins: bins along the three lattice vectors (static; cell list only).
+        bin_capacity: atoms one bin can hold (static; cell list only).
     """
 
     senders: jax.Array
@@ -73,6 +103,9 @@ class Graph:
     reference_positions: jax.Array
     cutoff: float = flax.struct.field(pytree_node=False, default=0.0)
     skin: float = flax.struct.field(pytree_node=False, default=0.0)
+    method: str = flax.struct.field(pytree_node=False, default="all_pairs")
+    bins: tuple[int, int, int] = flax.struct.field(pytree_node=False, default=(1, 1, 1))
+    bin_capacity: int = flax.struct.field(pytree_node=False, default=0)
 
     @property
     def capacity(self) -> int:
@@ -125,13 +158,25 @@ def _reach(cell: np.ndarray, pbc, radius: float) -> np.ndarray:
     return np.where(pbc, np.ceil(radius / spacing), 0).astype(int)
 
 
+def _resolve_method(method: str, n: int, bins: tuple[int, int, int]) -> str:
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    if n >= CELL_LIST_MIN_ATOMS and min(bins) >= 3:
+        return "cell_list"
+    return "all_pairs"
+
+
 def allocate(
     structure,
     cutoff: float,
     *,
     skin: float = 0.0,
+    method: str = "auto",
     capacity: int | None = None,
     capacity_multiplier: float = 1.25,
+    bin_capacity: int | None = None,
 ) -> Graph:
     """Build a padded :class:`Graph` on the host.
 
@@ -140,18 +185,29 @@ def allocate(
         cutoff: interaction cutoff, Å.
         skin: Verlet skin, Å; edges are kept up to ``cutoff + skin`` so the
             graph stays valid until an atom moves ``skin / 2``.
+        method: how :func:`update` searches pairs inside ``jit``: ``"all_pairs"``
+            (O(n²) memory, any cell), ``"cell_list"`` (O(n), any cell, best for
+            large ones) or ``"auto"`` (cell list from ``CELL_LIST_MIN_ATOMS``
+            atoms and three bins of ``cutoff + skin`` along every direction).
         capacity: number of edge slots; default ``ceil(e * capacity_multiplier)``.
-        capacity_multiplier: head-room for :func:`update` when ``capacity`` is
-            not given.
+        capacity_multiplier: head-room for :func:`update` when ``capacity`` or
+            ``bin_capacity`` is not given.
+        bin_capacity: atoms per bin of the cell list; default the fullest bin
+            ``b`` now as ``ceil(b * capacity_multiplier + 2 sqrt(b))``.
 
     Returns:
         The graph.
 
     Raises:
-        NeighborListOverflowError: if an explicit ``capacity`` is too small.
+        NeighborListOverflowError: if an explicit ``capacity`` or
+            ``bin_capacity`` is too small.
+        ConfigError: for an unknown ``method``.
     """
     s = _as_structure(structure)
     radius = float(cutoff) + float(skin)
+    cell = np.asarray(s.cell, np.float64)
+    bins, offsets = _cell_list.layout(cell, s.pbc, radius)
+    method = _resolve_method(method, len(s), bins)
     i, j, S = neighbor_list(s, radius)
     n_edges = len(i)
     if capacity is None:
@@ -162,10 +218,26 @@ def allocate(
             f"{capacity}; pass capacity>={n_edges} (or leave it None) or use a "
             "smaller cutoff"
         )
+    if method == "cell_list":
+        fullest = int(_cell_list.bin_counts(s.positions, cell, s.pbc, bins).max())
+        if bin_capacity is None:
+            # head-room for thermal fluctuations: ~2 standard deviations of a
+            # Poisson count on top of the multiplier
+            bin_capacity = int(
+                math.ceil(fullest * capacity_multiplier + 2.0 * math.sqrt(fullest))
+            )
+        if fullest > bin_capacity:
+            raise NeighborListOverflowError(
+                f"{fullest} atoms in one bin do not fit the bin capacity of "
+                f"{bin_capacity}; pass bin_capacity>={fullest} (or leave it None)"
+            )
+        images = offsets
+    else:
+        bins, bin_capacity = (1, 1, 1), 0
+        reach = _reach(cell, s.pbc, radius)
+        ranges = [np.arange(-reach[k], reach[k] + 1) for k in range(3)]
+        images = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, 3)
     pad = capacity - n_edges
-    reach = _reach(np.asarray(s.cell, np.float64), s.pbc, radius)
-    ranges = [np.arange(-reach[k], reach[k] + 1) for k in range(3)]
-    images = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, 3)
     return Graph(
         senders=jnp.asarray(np.pad(i, (0, pad)), jnp.int32),
         receivers=jnp.asarray(np.pad(j, (0, pad)), jnp.int32),
@@ -176,14 +248,19 @@ def allocate(
         reference_positions=s.positions,
         cutoff=float(cutoff),
         skin=float(skin),
+        method=method,
+        bins=tuple(int(b) for b in bins),
+        bin_capacity=int(bin_capacity),
     )
 
 
 def update(structure: Structure, graph: Graph) -> Graph:
     """Recompute the edges of ``graph`` for new positions/cell, inside ``jit``.
 
-    Keeps the capacity; sets ``overflow`` (and keeps the first ``capacity``
-    edges) if more edges are found or the cell now needs more periodic images.
+    Searches by ``graph.method`` (all pairs or cell list, see the module
+    docstring). Keeps the capacity; sets ``overflow`` (and keeps the first
+    ``capacity`` edges) if more edges are found, a bin of the cell list is full,
+    or the cell now needs more periodic images or bins than allocated.
 
     Args:
         structure: the structure at its new geometry.
@@ -192,6 +269,30 @@ def update(structure: Structure, graph: Graph) -> Graph:
     Returns:
         The updated graph, with ``reference_positions`` set to the new positions.
     """
+    if graph.method == "cell_list":
+        i, j, S, valid, overflow = _cell_list.pairs(
+            structure.positions,
+            structure.cell,
+            structure.pbc,
+            graph.cutoff + graph.skin,
+            graph.bins,
+            graph.images,
+            graph.bin_capacity,
+            graph.capacity,
+        )
+        return graph.replace(
+            senders=i,
+            receivers=j,
+            shifts=S,
+            mask=valid,
+            overflow=overflow,
+            reference_positions=structure.positions,
+        )
+    return _update_all_pairs(structure, graph)
+
+
+def _update_all_pairs(structure: Structure, graph: Graph) -> Graph:
+    """:func:`update` by comparing all pairs over the images, O(n² m) memory."""
     r = structure.positions
     cell = structure.cell
     radius = graph.cutoff + graph.skin

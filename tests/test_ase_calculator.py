@@ -8,9 +8,10 @@ from ase.calculators.emt import EMT
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
+from compile_counter import count_traces
 
 from mldiff import potentials
-from mldiff.ase import Calculator
+from mldiff.ase import Calculator, bucket
 from mldiff.errors import ConfigError
 
 
@@ -100,3 +101,32 @@ def test_accepts_potential_objects_and_pairs():
 def test_rejects_unknown_potential():
     with pytest.raises(ConfigError, match="unknown potential"):
         Calculator("nonsense")
+
+
+def test_changed_atom_count_within_a_bucket_does_not_recompile():
+    # reference: ase.calculators.emt.EMT on every cell (the ghost atoms that pad
+    # 31 and 29 atoms to 32 must change nothing); one trace of the jitted
+    # energy, forces and stress for 32, 31 and 29 atoms (one bucket)
+    calc = Calculator("emt")
+    atoms = _rattled_cu()
+    with count_traces() as traces:
+        for remove in ([], [5], [0, 7, 20]):
+            cell = atoms.copy()
+            del cell[remove]
+            assert bucket(len(cell)) == 32
+            cell.calc = calc
+            ref = cell.copy()
+            ref.calc = EMT()
+            e = cell.get_potential_energy()
+            assert abs(e - ref.get_potential_energy()) < 1e-8
+            np.testing.assert_allclose(cell.get_forces(), ref.get_forces(), atol=1e-8)
+            np.testing.assert_allclose(cell.get_stress(), ref.get_stress(), atol=1e-9)
+    assert traces["energy_forces_stress_fn"] == 1
+
+
+def test_buckets_are_at_most_a_quarter_apart():
+    # reference: the definition, checked by brute force (every n up to 5000)
+    for n in range(1, 5001):
+        b = bucket(n)
+        assert b >= n and (b <= 8 or b < 1.25 * n)
+    assert {bucket(n) for n in range(1025, 2049)} == {1280, 1536, 1792, 2048}

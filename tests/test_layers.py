@@ -14,6 +14,7 @@ LAYERS = {
     "units": 0,
     "errors": 0,
     "_cells": 0,
+    "_cell_list": 0,
     "_compiled": 0,
     "_config": 0,
     "structure": 1,

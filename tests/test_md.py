@@ -196,6 +196,44 @@ def test_overflow_reallocates_and_redoes_block(keys):
     np.testing.assert_allclose(out.total_energy_ev, ref.total_energy_ev, atol=1e-10)
 
 
+def test_full_bin_reallocates_and_redoes_block(keys):
+    # reference: the same run with room in every bin; a cell-list bin that
+    # overflows stops the block, which is redone with larger bins, so the
+    # trajectories agree to rounding (1e-10 Å). 256 fcc Ar atoms in 4³ bins of
+    # 5.26 Å hold exactly 4 atoms each; the lattice planes sit 0.01 Å above
+    # the bin faces, so the first atom to move down fills a bin past 4.
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(4)
+    atoms.positions += 0.01
+    s = Structure.from_ase(atoms)
+    pot = potentials.get("lj", sigma=3.4, epsilon=0.0104, rc=5.0, smooth=True)
+    params, skin = pot.init(None, s), 0.2
+    tight = neighbors.allocate(s, pot.cutoff, skin=skin)  # auto: cell list
+    assert tight.method == "cell_list" and tight.bins == (4, 4, 4)
+    tight = neighbors.allocate(s, pot.cutoff, skin=skin, bin_capacity=4)
+    # the capacities MD grows to on overflow (edges x1.25, bins the default
+    # 4 * 1.25 + 2 sqrt(4)): the reference then shares its compiled block
+    roomy = neighbors.allocate(
+        s, pot.cutoff, skin=skin, capacity=-(-tight.capacity * 5 // 4), bin_capacity=9
+    )
+    common = dict(
+        steps=40,
+        timestep_fs=5.0,
+        initial_temperature_K=80.0,
+        skin=skin,
+        log_interval=20,
+        record_positions=True,
+        key=next(keys),
+        progress=False,
+    )
+    ref = md.run_md(pot, params, s, graph=roomy, **common)
+    out = md.run_md(pot, params, s, graph=tight, **common)
+    assert ref.reallocations == 0 and ref.neighbor_update == "jit"
+    assert out.reallocations >= 1 and out.graph.bin_capacity > 4
+    assert out.graph.method == "cell_list"
+    np.testing.assert_allclose(out.positions, ref.positions, atol=1e-10)
+    np.testing.assert_allclose(out.total_energy_ev, ref.total_energy_ev, atol=1e-10)
+
+
 def test_host_rebuilds_match_jit_updates_without_recompiling(ar32, keys):
     # reference: the run with jit-side neighbors.update; a small skin forces
     # host rebuilds, which must not change the trajectory (1e-10 Å) nor, as

@@ -107,6 +107,7 @@ def test_positions_outside_cell_get_correct_shifts():
     assert _edge_set(i, j, S) == _edge_set(ai, aj, aS)
 
 
+@pytest.mark.parametrize("method", ["auto", "cell_list"])
 @pytest.mark.parametrize(
     "name",
     [
@@ -115,14 +116,21 @@ def test_positions_outside_cell_get_correct_shifts():
         "molecule-no-pbc",
         "slab-zero-vacuum-vector",
         "wire-two-zero-vectors",
+        "random-500-periodic",
     ],
 )
-def test_jit_update_equals_host_build(name):
-    # reference: the host neighbor list (itself checked against ASE above)
+def test_jit_update_equals_host_build(name, method):
+    # reference: the host neighbor list (itself checked against ASE above);
+    # "auto" takes all pairs for the small cells and the cell list for 500 atoms,
+    # and the cell list also works for cells thinner than the cutoff (one bin,
+    # several images), slabs, wires and molecules (no binning along non-periodic
+    # directions)
     make, cutoff = CASES[name]
     atoms = make()
     s = Structure.from_ase(atoms, check=False)
-    g = neighbors.allocate(s, cutoff, capacity_multiplier=1.5)
+    g = neighbors.allocate(s, cutoff, method=method, capacity_multiplier=1.5)
+    big = len(atoms) >= neighbors.CELL_LIST_MIN_ATOMS
+    assert g.method == ("cell_list" if method == "cell_list" or big else "all_pairs")
     rng = np.random.default_rng(0)
     moved = s.replace(positions=s.positions + rng.normal(0, 0.1, s.positions.shape))
     g2 = jax.jit(neighbors.update)(moved, g)
