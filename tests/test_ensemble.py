@@ -449,15 +449,19 @@ def test_member_zero_follows_the_single_model_loop(data, tmp_path):
 
 @pytest.mark.slow
 def test_one_member_ensemble_is_the_single_model_run(data, tmp_path):
-    # reference: mldiff.training.train with the same config; a K = 1 ensemble
-    # runs the same loop, so patience moving stage two forward and then
-    # stopping the run must play out identically (to rounding of the vmap)
+    # reference: mldiff.training.train with the same config, and the
+    # early-stopping rule worked by hand. A learning rate of 1e-30 moves no
+    # parameter in float64, so the validation loss stalls: epoch 0 is the best,
+    # epoch 1 uses up patience 1, stage two starts at epoch 2 (planned: 6) and,
+    # stalling too, ends the run; a K = 1 ensemble runs the same loop
     from mldiff.training import train
 
-    cfg = _config(epochs=8, patience=1, stage_two_fraction=0.25, learning_rate=0.5)
+    cfg = _config(epochs=8, patience=1, stage_two_fraction=0.25, learning_rate=1e-30)
     single = train(cfg, *data, tmp_path / "single", progress=False)
     ens = ensemble.train_ensemble(cfg, 1, *data, tmp_path / "ens")
-    assert [h["stage"] for h in ens.history] == [h["stage"] for h in single.history]
+    assert [h["stage"] for h in single.history] == [1, 1, 2]
+    assert single.stopped_early and single.best_epoch == 0
+    assert [h["stage"] for h in ens.history] == [1, 1, 2]
     assert ens.stopped_early == single.stopped_early
     assert ens.best_epoch == [single.best_epoch]
     for a, b in zip(
