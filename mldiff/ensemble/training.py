@@ -189,8 +189,8 @@ def train_ensemble(
         :class:`EnsembleResult`.
 
     Raises:
-        ConfigError: resuming with different settings or data,
-            ``n_members < 1``, or sizes that do not divide over the mesh.
+        ConfigError: resuming with different settings, ``n_members < 1``, or
+            sizes that do not divide over the mesh.
         TrainingDivergedError: a non-finite loss of any member.
 
     Example:
@@ -214,6 +214,9 @@ def train_ensemble(
         counts=counts,
         settings={"n_members": k_members, "bootstrap": bool(bootstrap)},
         files=(CHECKPOINT, MODEL),
+        # the active-learning loop resumes a round's ensemble on labels re-read
+        # from extxyz files, which round what it trained on in memory
+        check_data=False,
         resume=resume,
         progress=progress,
         on_epoch_end=on_epoch_end,

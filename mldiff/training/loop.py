@@ -203,6 +203,7 @@ def fit(
     counts: np.ndarray | None = None,
     settings: dict | None = None,
     files: tuple[str, str] = (CHECKPOINT, MODEL),
+    check_data: bool = True,
     resume: bool = True,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
@@ -236,6 +237,8 @@ def fit(
         settings: JSON-able settings stored in every header under
             ``"ensemble"`` and checked when resuming (``None``: a single model).
         files: names of the full-state checkpoint and of the best-model file.
+        check_data: refuse to resume on data whose digest
+            (:func:`data_fingerprint`) differs from the checkpoint's.
         resume: continue from the checkpoint in ``out_dir`` if it exists.
         progress: show a progress bar with live metrics (on a terminal).
         on_epoch_end: called with each epoch's history record.
@@ -305,7 +308,7 @@ def fit(
                 * stacked
                 + "; use a new output directory or resume=False to start over"
             )
-        if meta.get("data_fingerprint", fingerprint) != fingerprint:
+        if check_data and meta.get("data_fingerprint", fingerprint) != fingerprint:
             raise ConfigError(
                 f"{ckpt_path} was trained on different data (training or "
                 "validation structures changed); use a new output directory, or "
