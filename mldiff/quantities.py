@@ -85,7 +85,9 @@ def energy_forces_stress(energy_fn):
     Returns:
         A function giving energy (eV), ``[n, 3]`` forces (eV/Å) and ``[3, 3]``
         stress (eV/Å³). Both derivatives come from a single ``value_and_grad``
-        over positions and a strain at zero.
+        over positions and a strain at zero. A cell of zero volume (no
+        periodic cell) has no stress: it is returned as zeros, and the
+        division is guarded so that gradients of it stay finite.
     """
 
     def energy_forces_stress_fn(params, structure, graph):
@@ -98,7 +100,9 @@ def energy_forces_stress(energy_fn):
         e, (de_dr, de_deps) = jax.value_and_grad(e_of, argnums=(0, 1))(
             structure.positions, zero
         )
-        return e, -de_dr, de_deps / jnp.abs(space.volume(structure))
+        vol = jnp.abs(space.volume(structure))
+        ok = vol > 1e-12
+        return e, -de_dr, jnp.where(ok, de_deps / jnp.where(ok, vol, 1.0), 0.0)
 
     return energy_forces_stress_fn
 

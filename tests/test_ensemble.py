@@ -290,6 +290,8 @@ def test_training_reduces_loss_and_loads(data, full_run):
     hist = result.history
     assert len(hist) == 100
     assert all(len(h["train_loss"]) == K and len(h["members"]) == K for h in hist)
+    # the single-model loop's stages (stage_two_epoch: the last half in stage two)
+    assert [h["stage"] for h in hist] == [1] * 50 + [2] * 50
     assert np.all(
         np.asarray(hist[-1]["train_loss"]) < np.asarray(hist[0]["train_loss"])
     )
@@ -362,7 +364,7 @@ def test_bootstrap_training_changes_each_members_data(
     def ones(n, k, seed):
         return np.ones((k, n), dtype=np.int64)
 
-    monkeypatch.setattr(ensemble, "bootstrap_counts", ones)
+    monkeypatch.setattr(ensemble.training, "bootstrap_counts", ones)
     unit = ensemble.train_ensemble(_config(), K, *data, tmp_path / "u", bootstrap=True)
     for a, b in zip(
         jax.tree.leaves(unit.ensemble.params),
@@ -429,7 +431,7 @@ def test_member_zero_follows_the_single_model_loop(data, tmp_path):
     # seed, the same batches, optimiser, EMA and best-epoch selection)
     from mldiff.training import train
 
-    cfg = _config(epochs=3)
+    cfg = _config(epochs=3)  # stage two from epoch 1
     single = train(cfg, *data, tmp_path / "single", progress=False)
     ens = ensemble.train_ensemble(cfg, 2, *data, tmp_path / "ens")
     member0 = ensemble.unstack(ens.ensemble.params)[0]
@@ -438,3 +440,33 @@ def test_member_zero_follows_the_single_model_loop(data, tmp_path):
     ):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
     assert ens.best_epoch[0] == single.best_epoch
+    assert [h["stage"] for h in ens.history] == [1, 2, 2]
+    for h_ens, h_one in zip(ens.history, single.history, strict=True):
+        assert h_ens["stage"] == h_one["stage"]
+        np.testing.assert_allclose(h_ens["train_loss"][0], h_one["train_loss"])
+        np.testing.assert_allclose(h_ens["val_loss"][0], h_one["val_loss"])
+
+
+@pytest.mark.slow
+def test_one_member_ensemble_is_the_single_model_run(data, tmp_path):
+    # reference: mldiff.training.train with the same config, and the
+    # early-stopping rule worked by hand. A learning rate of 1e-30 moves no
+    # parameter in float64, so the validation loss stalls: epoch 0 is the best,
+    # epoch 1 uses up patience 1, stage two starts at epoch 2 (planned: 6) and,
+    # stalling too, ends the run; a K = 1 ensemble runs the same loop
+    from mldiff.training import train
+
+    cfg = _config(epochs=8, patience=1, stage_two_fraction=0.25, learning_rate=1e-30)
+    single = train(cfg, *data, tmp_path / "single", progress=False)
+    ens = ensemble.train_ensemble(cfg, 1, *data, tmp_path / "ens")
+    assert [h["stage"] for h in single.history] == [1, 1, 2]
+    assert single.stopped_early and single.best_epoch == 0
+    assert [h["stage"] for h in ens.history] == [1, 1, 2]
+    assert ens.stopped_early == single.stopped_early
+    assert ens.best_epoch == [single.best_epoch]
+    for a, b in zip(
+        jax.tree.leaves(ens.ensemble.params),
+        jax.tree.leaves(single.model.params),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a[0], b, rtol=1e-9, atol=1e-11)

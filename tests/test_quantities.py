@@ -173,3 +173,21 @@ def test_voigt_round_trip():
     np.testing.assert_array_equal(
         quantities.full_3x3_to_voigt(quantities.voigt_to_full_3x3(v)), v
     )
+
+
+def test_energy_forces_stress_of_a_cell_without_volume_is_zero_stress():
+    # analytic: a dimer with no cell has no volume, hence no stress; energy and
+    # forces are those of quantities.energy_and_forces, and the gradient of a
+    # loss on the (zero) stress stays finite
+    pot = potentials.get("morse", epsilon=0.34, rho0=4.0, r0=2.55)
+    s = Structure.create([[0.0, 0.0, 0.0], [2.4, 0.1, 0.0]], None, [29, 29], pbc=False)
+    g = neighbors.allocate(s, pot.cutoff)
+    params = pot.init(None, s)
+    efs = quantities.energy_forces_stress(pot.energy)
+    e, f, sigma = efs(params, s, g)
+    e_ref, f_ref = quantities.energy_and_forces(pot.energy)(params, s, g)
+    np.testing.assert_allclose(e, e_ref, rtol=1e-14)
+    np.testing.assert_allclose(f, f_ref, atol=1e-14)
+    np.testing.assert_array_equal(sigma, np.zeros((3, 3)))
+    grad = jax.grad(lambda p: jnp.sum(efs(p, s, g)[2] ** 2))(params)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(grad))

@@ -140,7 +140,7 @@ def phonon_comparison(unitcell, potential, params, settings) -> dict:
 
     sc = (3, 3, 3)
     params64 = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
-    ph_members = ensemble.ensemble_phonons(unitcell, potential, params64, sc)
+    ph_members = ensemble.ensemble_phonons(potential, params64, unitcell, sc)
     emt = potentials.get("emt")
     ph_exact = phonons.run(emt, emt.init(None, unitcell), unitcell, sc)
     path = bands.band_path(ph_exact.primitive, npoints=settings["band_points"])

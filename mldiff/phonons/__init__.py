@@ -8,7 +8,9 @@ point:
 
 * :func:`run` — unit cell + potential + supercell matrix → :class:`Phonons`,
   a pytree holding the supercell force constants and everything needed to
-  diagonalise ``D(q)``;
+  diagonalise ``D(q)``; it is :func:`setup` (host-side geometry and
+  symmetry, once) followed by :func:`force_constants_fn` (a pure function of
+  the parameters, to vmap over an ensemble);
 * :func:`frequencies` / :func:`modes` — jitted, vectorised over q-points.
 
 Band structures along seekpath's standard path are in :mod:`.bands`, the
@@ -71,6 +73,9 @@ from mldiff.structure import Structure
 
 __all__ = [
     "Phonons",
+    "Setup",
+    "setup",
+    "force_constants_fn",
     "run",
     "check_supercell",
     "frequencies",
@@ -112,6 +117,127 @@ class Phonons(NamedTuple):
     images: Images
 
 
+class Setup(NamedTuple):
+    """The parameter-independent part of a phonon calculation (a pytree).
+
+    Built once on the host by :func:`setup`; :func:`force_constants_fn` turns
+    it into a pure function of the parameters, so that ``jax.vmap`` over
+    stacked parameters (an ensemble) or ``jax.grad`` reuse one geometry.
+
+    Attributes:
+        supercell: the supercell, Å.
+        primitive: the primitive cell whose q-points :func:`frequencies` takes.
+        masses: ``[n]`` supercell atomic masses, amu.
+        images: supercell images and weights (phonopy's shortest vectors).
+        graph: the supercell's neighbor graph.
+        symmetry: site symmetry of the supercell, or ``None`` (every row is
+            differentiated).
+        atoms: ``[k]`` indices of the atoms whose Hessian rows are
+            differentiated.
+    """
+
+    supercell: Structure
+    primitive: Structure
+    masses: jax.Array
+    images: Images
+    graph: neighbors.Graph
+    symmetry: force_constants.SiteSymmetry | None
+    atoms: jax.Array
+
+
+def setup(
+    potential: Potential,
+    structure: Structure,
+    supercell_matrix=(2, 2, 2),
+    *,
+    primitive_matrix=None,
+    masses=None,
+    use_symmetry: bool = True,
+    symprec: float = 1e-5,
+) -> Setup:
+    """Supercell, primitive cell, masses, images, graph and site symmetry.
+
+    The host-side checks and geometry of :func:`run`, which do not depend on
+    the parameters. Arguments are those of :func:`run`.
+
+    Returns:
+        The :class:`Setup`.
+
+    Example:
+        >>> import jax
+        >>> jax.config.update("jax_enable_x64", True)
+        >>> from ase.build import bulk
+        >>> from mldiff import potentials
+        >>> si = Structure.from_ase(bulk("Si", "diamond", a=5.431))
+        >>> st = setup(potentials.get("sw"), si, [2, 2, 2])
+        >>> len(st.supercell), st.atoms.tolist()
+        (16, [0])
+    """
+    check_float64("phonons", structure=structure)
+    check_species(potential, np.asarray(structure.numbers))
+    if masses is None:
+        masses = units.masses_amu(structure.numbers)
+    masses = np.asarray(masses, np.float64)
+    if masses.shape != (len(structure),):
+        raise ConfigError(
+            f"masses must have shape ({len(structure)},), one per unit-cell atom "
+            f"in amu, got {masses.shape}"
+        )
+    check_supercell(structure, supercell_matrix, potential.cutoff)
+    sc = dynamical_matrix.supercell(structure, supercell_matrix)
+    prim = dynamical_matrix.primitive(structure, primitive_matrix, symprec=symprec)
+    graph = neighbors.check(neighbors.allocate(sc, potential.cutoff))
+    symmetry = (
+        force_constants.site_symmetry(sc, symprec=symprec) if use_symmetry else None
+    )
+    if symmetry is not None and len(symmetry.independent) == len(sc):
+        symmetry = None  # nothing to gain: differentiate every row directly
+    atoms = np.arange(len(sc)) if symmetry is None else symmetry.independent
+    return Setup(
+        supercell=sc,
+        primitive=prim,
+        masses=jnp.asarray(masses[dynamical_matrix.site_map(sc, structure)]),
+        images=dynamical_matrix.images(sc, prim, symprec=symprec),
+        graph=graph,
+        symmetry=symmetry,
+        atoms=jnp.asarray(atoms),
+    )
+
+
+def force_constants_fn(
+    potential: Potential,
+    phonon_setup: Setup,
+    *,
+    enforce_sum_rule: bool = True,
+    chunk_size: int = force_constants.DEFAULT_CHUNK_SIZE,
+):
+    """``params -> [n, 3, n, 3]`` supercell force constants (eV/Å²), pure.
+
+    Hessian rows of the independent atoms (chunked forward-over-reverse
+    products), distributed over the supercell by its site symmetry, then
+    index symmetry and the acoustic sum rule; every step is jit-, vmap- and
+    grad-compatible, e.g. ``jax.vmap(fc_fn)(stacked_params)`` for an ensemble.
+
+    Args:
+        potential: the potential of :func:`setup`.
+        phonon_setup: from :func:`setup`.
+        enforce_sum_rule: as for :func:`run`.
+        chunk_size: as for :func:`run`.
+
+    Returns:
+        ``fc_fn(params)``.
+    """
+    st = phonon_setup
+
+    def fc_fn(params):
+        rows = _hessian_rows(
+            potential.energy, chunk_size, params, st.supercell, st.graph, st.atoms
+        )
+        return _assemble(rows, st.symmetry, enforce_sum_rule)
+
+    return fc_fn
+
+
 def run(
     potential: Potential,
     params,
@@ -126,6 +252,8 @@ def run(
     symprec: float = 1e-5,
 ) -> Phonons:
     """Force constants of a supercell and the data to diagonalise ``D(q)``.
+
+    :func:`setup` then :func:`force_constants_fn` at ``params``.
 
     Args:
         potential: any :class:`~mldiff.potentials.Potential`.
@@ -161,35 +289,21 @@ def run(
         >>> ph.force_constants.shape, len(ph.primitive)
         ((32, 3, 32, 3), 1)
     """
-    check_float64("phonons", structure=structure)
-    check_species(potential, np.asarray(structure.numbers))
-    if masses is None:
-        masses = units.masses_amu(structure.numbers)
-    masses = np.asarray(masses, np.float64)
-    if masses.shape != (len(structure),):
-        raise ConfigError(
-            f"masses must have shape ({len(structure)},), one per unit-cell atom "
-            f"in amu, got {masses.shape}"
-        )
-    check_supercell(structure, supercell_matrix, potential.cutoff)
-    sc = dynamical_matrix.supercell(structure, supercell_matrix)
-    prim = dynamical_matrix.primitive(structure, primitive_matrix, symprec=symprec)
+    st = setup(
+        potential,
+        structure,
+        supercell_matrix,
+        primitive_matrix=primitive_matrix,
+        masses=masses,
+        use_symmetry=use_symmetry,
+        symprec=symprec,
+    )
     if params is None:
-        params = potential.init(jax.random.key(0), sc)
-    graph = neighbors.check(neighbors.allocate(sc, potential.cutoff))
-    symmetry = (
-        force_constants.site_symmetry(sc, symprec=symprec) if use_symmetry else None
+        params = potential.init(jax.random.key(0), st.supercell)
+    fc_fn = force_constants_fn(
+        potential, st, enforce_sum_rule=enforce_sum_rule, chunk_size=chunk_size
     )
-    if symmetry is not None and len(symmetry.independent) == len(sc):
-        symmetry = None  # nothing to gain: differentiate every row directly
-    atoms = np.arange(len(sc)) if symmetry is None else symmetry.independent
-    rows = _hessian_rows(
-        potential.energy, chunk_size, params, sc, graph, jnp.asarray(atoms)
-    )
-    fc = _assemble(rows, symmetry, enforce_sum_rule)
-    sc_masses = jnp.asarray(masses[dynamical_matrix.site_map(sc, structure)])
-    im = dynamical_matrix.images(sc, prim, symprec=symprec)
-    return Phonons(fc, sc_masses, sc, prim, im)
+    return Phonons(fc_fn(params), st.masses, st.supercell, st.primitive, st.images)
 
 
 MAX_SUPERCELL_ATOMS = 10_000  # force constants 7.2 GB in float64

@@ -13,8 +13,10 @@ from, or refuses. The output directory must be on a file system that every
 host sees.
 """
 
+import hashlib
 import os
 import zlib
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import flax.serialization
@@ -41,6 +43,7 @@ __all__ = [
     "restore",
     "load",
     "atomic_write",
+    "data_fingerprint",
 ]
 
 FORMAT_VERSION = CHECKPOINT_FORMAT_VERSION
@@ -199,3 +202,23 @@ def _probe_structure(z: int):
     from mldiff.structure import Structure
 
     return Structure.create([[0.0, 0.0, 0.0]], np.eye(3) * 10.0, [z])
+
+
+def data_fingerprint(train_items: Sequence, val_items: Sequence) -> dict:
+    """SHA-256 digests of the training and validation structures and labels.
+
+    Stored in checkpoints so that a resumed run refuses data other than its
+    own (it would continue the old optimiser state and report stale metrics).
+    """
+
+    def digest(items):
+        h = hashlib.sha256()
+        for it in items:
+            s = it.structure
+            for part in (s.numbers, s.positions, s.cell, it.forces, it.stress):
+                if part is not None:
+                    h.update(np.ascontiguousarray(np.asarray(part, np.float64)))
+            h.update(repr(it.energy).encode())
+        return h.hexdigest()[:32]
+
+    return {"train": digest(train_items), "validation": digest(val_items)}

@@ -8,40 +8,27 @@ over structures and padded with ghost atoms (``atom_mask``) and empty structures
 import jax
 import jax.numpy as jnp
 
-from mldiff import space
+from mldiff import quantities
 
 __all__ = ["predict", "loss_fn", "error_sums", "metrics_from_sums"]
-
-
-def _strained(structure, eps):
-    f = jnp.eye(3, dtype=structure.cell.dtype) + 0.5 * (eps + eps.T)
-    return structure.replace(positions=structure.positions @ f, cell=structure.cell @ f)
 
 
 def predict(energy_fn, with_stress: bool):
     """``(params, batch) -> (E [B] eV, F [B, n, 3] eV/Å, σ [B, 3, 3] eV/Å³)``.
 
-    Forces and stress come from one ``value_and_grad`` per structure, vmapped
-    over the batch. Without a periodic volume the stress is returned as zeros.
+    :func:`mldiff.quantities.energy_forces_stress` (or, without stress,
+    :func:`~mldiff.quantities.energy_and_forces`) vmapped over the batch: one
+    ``value_and_grad`` per structure. Without stress, or without a periodic
+    volume, the stress is returned as zeros.
     """
+    if with_stress:
+        one = quantities.energy_forces_stress(energy_fn)
+    else:
+        energy_and_forces = quantities.energy_and_forces(energy_fn)
 
-    def one(params, structure, graph):
-        def e_of(r, eps):
-            return energy_fn(
-                params, _strained(structure.replace(positions=r), eps), graph
-            )
-
-        zero = jnp.zeros((3, 3), structure.cell.dtype)
-        if not with_stress:
-            e, de_dr = jax.value_and_grad(e_of)(structure.positions, zero)
-            return e, -de_dr, zero
-        e, (de_dr, de_deps) = jax.value_and_grad(e_of, argnums=(0, 1))(
-            structure.positions, zero
-        )
-        vol = jnp.abs(space.volume(structure))
-        ok = jnp.abs(vol) > 1e-12
-        sigma = jnp.where(ok, de_deps / jnp.where(ok, vol, 1.0), 0.0)
-        return e, -de_dr, sigma
+        def one(params, structure, graph):
+            e, f = energy_and_forces(params, structure, graph)
+            return e, f, jnp.zeros((3, 3), structure.cell.dtype)
 
     def predict_fn(params, batch):
         return jax.vmap(one, in_axes=(None, 0, 0))(params, batch.structure, batch.graph)

@@ -9,12 +9,23 @@ exact :class:`~mldiff.potentials.Potential` without the training script.
 import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from mldiff import neighbors
 from mldiff._config import checked_values
 from mldiff.errors import ConfigError
+from mldiff.training import normalization
 
-__all__ = ["ModelSpec", "build", "config_object", "MODEL_NAMES"]
+__all__ = [
+    "ModelSpec",
+    "build",
+    "config_object",
+    "model_spec_from_data",
+    "MODEL_NAMES",
+]
 
 MODEL_NAMES = ("nequip", "mace", "sevennet")
 
@@ -125,4 +136,53 @@ def _build(spec_json: str):
         atomic_energies=spec.atomic_energies,
         scale=spec.scale,
         shift=spec.shift,
+    )
+
+
+def model_spec_from_data(config, items: Sequence) -> ModelSpec:
+    """Species, least-squares reference energies and force-RMS scale from data.
+
+    Args:
+        config: the :class:`~mldiff.training.TrainConfig` (model name and config).
+        items: labelled training structures (``LabeledStructure``).
+
+    Returns:
+        The :class:`ModelSpec`.
+    """
+    numbers = [np.asarray(it.structure.numbers) for it in items]
+    species = tuple(sorted({int(z) for n in numbers for z in n}))
+    with_e = [
+        (n, it.energy)
+        for n, it in zip(numbers, items, strict=True)
+        if it.energy is not None
+    ]
+    if not with_e:
+        raise ConfigError(
+            "training data hold no energies; cannot fit reference energies"
+        )
+    e0 = normalization.fit_atomic_energies(
+        [n for n, _ in with_e], [e for _, e in with_e], species
+    )
+    forces = [np.asarray(it.forces) for it in items if it.forces is not None]
+    if forces:
+        scale = normalization.force_rms(forces)
+    else:
+        resid = [(e - sum(e0[int(z)] for z in n)) / len(n) for n, e in with_e]
+        scale = float(np.std(resid)) or 1.0
+    model_config = dict(config.model_config)
+    _, config_cls = _builder(config.model)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if "avg_num_neighbors" in fields and model_config.get("avg_num_neighbors") is None:
+        cutoff = config_object(config.model, model_config).cutoff
+        n_edges = sum(
+            len(neighbors.neighbor_list(it.structure, cutoff)[0]) for it in items
+        )
+        model_config["avg_num_neighbors"] = n_edges / max(sum(map(len, numbers)), 1)
+    return ModelSpec(
+        name=config.model,
+        config=model_config,
+        species=species,
+        atomic_energies=e0,
+        scale=scale,
+        shift=0.0,
     )
