@@ -74,6 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff import calibration as calib
 from mldiff import neighbors, quantities, space, units
 from mldiff.errors import ConfigError, TrainingDivergedError, check_float64
 from mldiff.phonons import Phonons, dynamical_matrix
@@ -240,6 +241,8 @@ def committee(
     atomic_energies_fn: Callable | None = None,
     with_stress: bool | None = None,
     ddof: int = 0,
+    calibration: calib.Calibration | None = None,
+    calibrated: bool = True,
 ):
     """Committee predictions and disagreement of stacked parameters.
 
@@ -255,6 +258,11 @@ def committee(
         with_stress: compute the stress (needs a cell with non-zero volume);
             ``None``: when any direction of the structure is periodic.
         ddof: delta degrees of freedom of the spread (0: mixture spread).
+        calibration: scales on the spreads (:mod:`mldiff.calibration`, e.g.
+            ``calibration.read(ensemble_dir)``): with it and ``calibrated``,
+            every ``*_std_*`` value below is the calibrated spread and the raw
+            one is kept as ``*_std_uncalibrated_*``.
+        calibrated: apply ``calibration`` (``False``: raw spreads only).
 
     Returns:
         ``committee_fn(stacked_params, structure, graph) -> dict`` (jit- and
@@ -329,7 +337,7 @@ def committee(
             out["atom_energy_mean_ev"] = ea_mean
             out["atom_energy_std_ev"] = ea_std
             out["max_atom_energy_std_ev"] = jnp.max(ea_std)
-        return out
+        return calib.apply(calibration, out, calibrated=calibrated)
 
     return committee_fn
 
@@ -439,6 +447,9 @@ class EnsembleResult:
         counts: ``[K, N]`` bootstrap counts (all ones without bootstrap).
         out_dir: where the checkpoints are.
         spec: the model's :class:`~mldiff.training.models.ModelSpec`.
+        calibration: scales on the committee spreads fitted on the validation
+            structures (:func:`mldiff.calibration.fit_committee`), also in
+            ``out_dir/calibration.json``; ``None`` without validation data.
     """
 
     ensemble: Ensemble
@@ -448,6 +459,7 @@ class EnsembleResult:
     counts: np.ndarray
     out_dir: str
     spec: ModelSpec
+    calibration: calib.Calibration | None = None
 
 
 def _cast(tree, dtype):
@@ -547,7 +559,9 @@ def train_ensemble(
         val_items: labelled structures for validation.
         out_dir: output directory for ``ensemble_checkpoint.msgpack`` (full
             state, rewritten atomically each epoch) and ``ensemble.msgpack``
-            (best stacked EMA parameters, for :func:`load_ensemble`).
+            (best stacked EMA parameters, for :func:`load_ensemble`); at the
+            end, ``calibration.json`` (the spread scales fitted on
+            ``val_items``, :func:`mldiff.calibration.read`).
         bootstrap: resample the training set per member.
         resume: continue from the checkpoint in ``out_dir`` if there is one
             (its configuration, ``n_members`` and ``bootstrap`` must match).
@@ -774,6 +788,14 @@ def train_ensemble(
         if on_epoch_end is not None:
             on_epoch_end(record)
     bar.close()
+    calibration = None
+    if len(val_items):  # Musil et al.'s global scale on the spread (calibration.py)
+        host_best = best if mesh is None else parallel.to_host(best)
+        calibration, scores = calib.fit_committee(
+            potential, host_best, val_items, batch_size=config.batch_size
+        )
+        if jax.process_index() == 0:
+            calib.write(out_dir, calibration, scores)
     return EnsembleResult(
         ensemble=Ensemble(potential, best),
         history=state["history"],
@@ -782,6 +804,7 @@ def train_ensemble(
         counts=counts,
         out_dir=out_dir,
         spec=spec,
+        calibration=calibration,
     )
 
 
@@ -794,7 +817,8 @@ def load_ensemble(path, dtype=None) -> Ensemble:
         dtype: cast floating parameters to this dtype (default: as saved).
 
     Returns:
-        :class:`Ensemble` (unpacks as ``potential, stacked_params``).
+        :class:`Ensemble` (unpacks as ``potential, stacked_params``). The
+        spread calibration kept beside it is ``mldiff.calibration.read(path)``.
 
     Raises:
         ConfigError: a missing file, or a single-model checkpoint.
@@ -940,6 +964,8 @@ def phonon_frequencies_with_uncertainty(
     qpoints,
     *,
     ddof: int = 0,
+    calibration: calib.Calibration | None = None,
+    calibrated: bool = True,
     **phonon_options,
 ) -> dict:
     """Committee phonon frequencies with error bars at q-points.
@@ -958,6 +984,10 @@ def phonon_frequencies_with_uncertainty(
         qpoints: ``[k, 3]`` reduced coordinates of the primitive reciprocal
             lattice.
         ddof: delta degrees of freedom of the spread.
+        calibration: spread scales (:mod:`mldiff.calibration`); with
+            ``calibrated``, ``frequencies_std_thz`` is the raw spread times
+            ``forces_scale`` and the raw one is ``frequencies_std_uncalibrated_thz``.
+        calibrated: apply ``calibration``.
         **phonon_options: ``primitive_matrix``, ``masses``, ``use_symmetry``,
             ``enforce_sum_rule``, ``chunk_size``, ``symprec`` as for
             :func:`mldiff.phonons.run`.
@@ -984,8 +1014,9 @@ def phonon_frequencies_with_uncertainty(
     )
     freqs = committee_frequencies(ph, jnp.asarray(qpoints, jnp.float64))
     mean, std = mean_std(freqs, ddof)
-    return {
+    out = {
         "frequencies_thz": freqs,
         "frequencies_mean_thz": mean,
         "frequencies_std_thz": std,
     }
+    return calib.apply(calibration, out, calibrated=calibrated)
