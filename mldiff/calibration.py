@@ -15,11 +15,12 @@ validation errors over ``α`` gives the closed form
 Musil et al. also correct for the finite committee: if the ``K`` members
 scatter around their own mean with the (unknown) variance ``σ²`` and ``s²`` is
 the unbiased (``ddof = 1``) sample variance, then ``ȳ`` carries an extra
-variance ``σ²/K`` and ``E[1/s²] = (K−1)/((K−3) σ²)``, so that (their eq. 12)
+variance ``σ²/K`` and ``E[1/s²] = (K−1)/((K−3) σ²)``, so that
 
     α² = −1/K + (K−3)/(K−1) · mean_i(e_i² / s_i²)           (``"musil"``)
 
-which needs ``K > 3`` and multiplies the ``ddof = 1`` spread ``s``; it is
+which needs ``K > 3`` and multiplies the ``ddof = 1`` spread ``s`` (as in
+Imbalzano et al. 2021 and matscipy's ``CommitteeUncertainty``); it is
 converted here to a factor on the spread as passed (any ``ddof``).
 
 Scores of the calibrated spreads: coverage of the central Gaussian intervals
@@ -41,7 +42,10 @@ checkpoint (:func:`mldiff.ensemble.train_ensemble` fits and writes it).
 References:
     F. Musil, M. J. Willatt, M. A. Langovoy and M. Ceriotti, "Fast and accurate
     uncertainty estimation in chemical machine learning", J. Chem. Theory
-    Comput. 15, 906 (2019), eq. (12).
+    Comput. 15, 906 (2019).
+    G. Imbalzano, Y. Zhuang, V. Kapil, K. Rossi, E. A. Engel, F. Grasselli and
+    M. Ceriotti, "Uncertainty estimation for molecular dynamics and sampling",
+    J. Chem. Phys. 154, 074102 (2021).
     K. Tran, W. Neiswanger, J. Yoon, Q. Zhang, E. Xing and Z. W. Ulissi,
     "Methods for comparing uncertainty quantifications for material property
     predictions", Mach. Learn.: Sci. Technol. 1, 025006 (2020).

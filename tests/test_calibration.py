@@ -1,6 +1,7 @@
 """Calibrated committee uncertainty: scale, scores, storage and the evaluate CLI."""
 
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -40,9 +41,10 @@ def test_scale_is_the_maximum_likelihood_and_recovers_the_true_factor():
 
 
 def test_musil_scale_corrects_the_finite_committee():
-    # reference: Musil et al. (2019) model. K members scatter around a latent
-    # mean mu with variance sigma^2, the target around mu with (alpha sigma)^2;
-    # their eq. 12 recovers alpha from the sample spread s (ddof=1), while the
+    # references: matscipy's implementation, and Musil et al.'s (2019) model:
+    # K members scatter around a latent mean mu with variance sigma^2, the
+    # target around mu with (alpha sigma)^2; their finite-committee scale
+    # recovers alpha from the sample spread s (ddof=1), while the
     # plain likelihood scale estimates (alpha^2 + 1/K)(K-1)/(K-3) instead
     rng = np.random.default_rng(3)
     k, n, alpha = 8, 100_000, 1.7
@@ -57,6 +59,12 @@ def test_musil_scale_corrects_the_finite_committee():
     # the same calibrated spread whatever the ddof of the input spreads
     a0 = calib.fit_scale(err, s0, method="musil", n_members=k, ddof=0)
     np.testing.assert_allclose(a0 * s0, a1 * s1, rtol=1e-12)
+    # reference implementation: matscipy's committee calibration (ddof=1 variances)
+    from matscipy.calculators.committee import Committee
+
+    committee = types.SimpleNamespace(number=k)  # all the method reads of self
+    ref = Committee._calculate_alpha(committee, target, members.mean(0), s1**2)
+    assert a1 == pytest.approx(ref, rel=1e-12)
     biased = np.sqrt((alpha**2 + 1 / k) * (k - 1) / (k - 3))
     assert calib.fit_scale(err, s1) == pytest.approx(biased, rel=0.03)
     with pytest.raises(ConfigError, match="more than 3 members"):
