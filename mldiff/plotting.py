@@ -2,7 +2,12 @@
 
 import numpy as np
 
-__all__ = ["conductivity_figure", "parity_figure", "phonon_figure"]
+__all__ = [
+    "conductivity_figure",
+    "parity_figure",
+    "phonon_figure",
+    "reliability_figure",
+]
 
 
 def parity_figure(energy_ref, energy_pred, forces_ref, forces_pred, metrics=None):
@@ -164,4 +169,39 @@ def conductivity_figure(result: dict):
     c.set_xlabel("frequency (THz)")
     c.set_ylabel("lifetime (ps)")
     c.legend()
+    return fig
+
+
+def reliability_figure(curves: dict, title: str | None = None):
+    """Reliability diagram: observed against expected Gaussian interval coverage.
+
+    Args:
+        curves: ``{label: (expected [p], observed [p])}``, e.g.
+            :func:`mldiff.calibration.calibration_curve` of the calibrated and
+            the raw spreads; the label may quote the miscalibration area.
+        title: optional axes title.
+
+    Returns:
+        The ``matplotlib.figure.Figure``; the diagonal is perfect calibration,
+        curves below it are overconfident.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="ideal")
+    for k, (label, (expected, observed)) in enumerate(curves.items()):
+        expected, observed = np.asarray(expected), np.asarray(observed)
+        ax.plot(expected, observed, color=f"C{k}", lw=1.6, label=label)
+        ax.fill_between(expected, expected, observed, color=f"C{k}", alpha=0.15)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("expected coverage of the central interval")
+    ax.set_ylabel("observed coverage")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
     return fig

@@ -7,7 +7,7 @@ import pytest
 from ase.build import bulk
 from tiny_models import TINY_NEQUIP, emt_items
 
-from mldiff import ensemble, neighbors, phonons, quantities
+from mldiff import calibration, ensemble, neighbors, phonons, quantities
 from mldiff.data import Dataset, batches, make_batch, make_buckets
 from mldiff.errors import ConfigError
 from mldiff.potentials.nequip import NequIPConfig, nequip, nequip_atomic_energies
@@ -309,6 +309,33 @@ def test_training_reduces_loss_and_loads(data, full_run):
     assert meta["ensemble"] == {"n_members": K, "bootstrap": False}
     with pytest.raises(ConfigError, match="different training configuration"):
         ensemble.train_ensemble(_config(), K, *data, out, bootstrap=True)
+
+
+def test_training_fits_and_stores_the_validation_calibration(data, full_run):
+    # reference: member-by-member energies and jax.grad forces on the validation
+    # structures, NumPy spreads, alpha^2 = mean(e^2 / sigma^2) (Gaussian maximum
+    # likelihood, mldiff.calibration)
+    out, result = full_run
+    pot, params = result.ensemble
+    cal = calibration.read(out)
+    assert cal == result.calibration and cal.n_members == K
+    ef = jax.jit(
+        jax.vmap(quantities.energy_and_forces(pot.energy), in_axes=(0, None, None))
+    )
+    f_err, f_std, e_err, e_std = [], [], [], []
+    for it in data[1]:
+        e, f = ef(params, it.structure, neighbors.allocate(it.structure, pot.cutoff))
+        e, f, n = np.asarray(e), np.asarray(f), len(it.structure)
+        f_err.append((f.mean(0) - it.forces).ravel())
+        f_std.append(f.std(0).ravel())
+        e_err.append((e.mean() - it.energy) / n)
+        e_std.append(e.std() / n)
+    f_err, f_std = np.concatenate(f_err), np.concatenate(f_std)
+    assert cal.n_forces == f_err.size and cal.n_energies == len(data[1])
+    ref = np.sqrt(np.mean((f_err / f_std) ** 2))
+    assert cal.forces_scale == pytest.approx(ref, rel=1e-8)
+    ref_e = np.sqrt(np.mean((np.asarray(e_err) / np.asarray(e_std)) ** 2))
+    assert cal.energy_scale == pytest.approx(ref_e, rel=1e-8)
 
 
 def test_killed_run_resumes_to_identical_stacked_params(data, full_run, tmp_path):

@@ -29,6 +29,7 @@ LAYERS = {
     "training": 3,
     "descriptors": 3,
     "ensemble": 3,
+    "calibration": 3,
     "gp": 3,
     "parallel": 3,
     "stability": 4,

@@ -8,6 +8,7 @@ host-side geometry is built once.
 import jax
 import jax.numpy as jnp
 
+from mldiff import calibration as calib
 from mldiff import phonons
 from mldiff.ensemble.prediction import mean_std
 from mldiff.phonons import Phonons, dynamical_matrix
@@ -115,6 +116,8 @@ def phonon_frequencies_with_uncertainty(
     qpoints,
     *,
     ddof: int = 0,
+    calibration: calib.Calibration | None = None,
+    calibrated: bool = True,
     **phonon_options,
 ) -> dict:
     """Committee phonon frequencies with error bars at q-points.
@@ -133,6 +136,10 @@ def phonon_frequencies_with_uncertainty(
         qpoints: ``[k, 3]`` reduced coordinates of the primitive reciprocal
             lattice.
         ddof: delta degrees of freedom of the spread.
+        calibration: spread scales (:mod:`mldiff.calibration`); with
+            ``calibrated``, ``frequencies_std_thz`` is the raw spread times
+            ``forces_scale`` and the raw one is ``frequencies_std_uncalibrated_thz``.
+        calibrated: apply ``calibration``.
         **phonon_options: ``primitive_matrix``, ``masses``, ``use_symmetry``,
             ``enforce_sum_rule``, ``chunk_size``, ``symprec`` as for
             :func:`mldiff.phonons.run`.
@@ -160,8 +167,9 @@ def phonon_frequencies_with_uncertainty(
     )
     freqs = committee_frequencies(ph, jnp.asarray(qpoints, jnp.float64))
     mean, std = mean_std(freqs, ddof)
-    return {
+    out = {
         "frequencies_thz": freqs,
         "frequencies_mean_thz": mean,
         "frequencies_std_thz": std,
     }
+    return calib.apply(calibration, out, calibrated=calibrated)

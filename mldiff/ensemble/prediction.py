@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from mldiff import calibration as calib
 from mldiff import quantities, space
 
 __all__ = ["mean_std", "committee"]
@@ -48,6 +49,8 @@ def committee(
     atomic_energies_fn: Callable | None = None,
     with_stress: bool | None = None,
     ddof: int = 0,
+    calibration: calib.Calibration | None = None,
+    calibrated: bool = True,
 ):
     """Committee predictions and disagreement of stacked parameters.
 
@@ -63,6 +66,11 @@ def committee(
         with_stress: compute the stress (needs a cell with non-zero volume);
             ``None``: when any direction of the structure is periodic.
         ddof: delta degrees of freedom of the spread (0: mixture spread).
+        calibration: scales on the spreads (:mod:`mldiff.calibration`, e.g.
+            ``calibration.read(ensemble_dir)``): with it and ``calibrated``,
+            every ``*_std_*`` value below is the calibrated spread and the raw
+            one is kept as ``*_std_uncalibrated_*``.
+        calibrated: apply ``calibration`` (``False``: raw spreads only).
 
     Returns:
         ``committee_fn(stacked_params, structure, graph) -> dict`` (jit- and
@@ -138,6 +146,6 @@ def committee(
             out["atom_energy_mean_ev"] = ea_mean
             out["atom_energy_std_ev"] = ea_std
             out["max_atom_energy_std_ev"] = jnp.max(ea_std)
-        return out
+        return calib.apply(calibration, out, calibrated=calibrated)
 
     return committee_fn

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mldiff import calibration as calib
+from mldiff import parallel
 from mldiff.ensemble.members import Ensemble, init_ensemble
 from mldiff.errors import ConfigError
 from mldiff.structure import Structure
@@ -107,6 +109,9 @@ class EnsembleResult:
         counts: ``[K, N]`` bootstrap counts (all ones without bootstrap).
         out_dir: where the checkpoints are.
         spec: the model's :class:`~mldiff.training.models.ModelSpec`.
+        calibration: scales on the committee spreads fitted on the validation
+            structures (:func:`mldiff.calibration.fit_committee`), also in
+            ``out_dir/calibration.json``; ``None`` without validation data.
     """
 
     ensemble: Ensemble
@@ -116,6 +121,7 @@ class EnsembleResult:
     counts: np.ndarray
     out_dir: str
     spec: ModelSpec
+    calibration: calib.Calibration | None = None
 
 
 def train_ensemble(
@@ -161,7 +167,9 @@ def train_ensemble(
         val_items: labelled structures for validation.
         out_dir: output directory for ``ensemble_checkpoint.msgpack`` (full
             state, rewritten atomically each epoch) and ``ensemble.msgpack``
-            (best stacked EMA parameters, for :func:`load_ensemble`).
+            (best stacked EMA parameters, for :func:`load_ensemble`); at the
+            end, ``calibration.json`` (the spread scales fitted on
+            ``val_items``, :func:`mldiff.calibration.read`).
         bootstrap: resample the training set per member.
         resume: continue from the checkpoint in ``out_dir`` if there is one
             (its configuration, ``n_members`` and ``bootstrap`` must match).
@@ -224,6 +232,14 @@ def train_ensemble(
         spec=spec,
         initial_params=initial_params,
     )
+    calibration = None
+    if len(val_items):  # Musil et al.'s global scale on the spread (calibration.py)
+        host_params = run.params if mesh is None else parallel.to_host(run.params)
+        calibration, scores = calib.fit_committee(
+            run.potential, host_params, val_items, batch_size=config.batch_size
+        )
+        if jax.process_index() == 0:
+            calib.write(run.out_dir, calibration, scores)
     return EnsembleResult(
         ensemble=Ensemble(run.potential, run.params),
         history=run.history,
@@ -232,6 +248,7 @@ def train_ensemble(
         counts=counts,
         out_dir=run.out_dir,
         spec=run.spec,
+        calibration=calibration,
     )
 
 
@@ -244,7 +261,8 @@ def load_ensemble(path, dtype=None) -> Ensemble:
         dtype: cast floating parameters to this dtype (default: as saved).
 
     Returns:
-        :class:`Ensemble` (unpacks as ``potential, stacked_params``).
+        :class:`Ensemble` (unpacks as ``potential, stacked_params``). The
+        spread calibration kept beside it is ``mldiff.calibration.read(path)``.
 
     Raises:
         ConfigError: a missing file, or a single-model checkpoint.

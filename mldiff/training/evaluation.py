@@ -1,5 +1,6 @@
 """Predictions and error metrics of a model on labelled structures."""
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -7,7 +8,7 @@ import numpy as np
 
 from mldiff.training import losses
 
-__all__ = ["predict_items", "metrics"]
+__all__ = ["predict_items", "committee_predict_items", "metrics"]
 
 
 def predict_items(
@@ -57,6 +58,77 @@ def predict_items(
             out["forces"][k] = f[slot, :n]
             if with_stress:  # else ``s`` holds zeros, not a prediction
                 out["stress"][k] = s[slot]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _committee_predict(energy_fn, with_stress: bool):
+    """``(stacked_params, batch) -> (E [K, B], F [K, B, n, 3], σ [K, B, 3, 3])``."""
+    one = losses.predict(energy_fn, with_stress)
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def _float_dtype(tree):
+    for x in jax.tree.leaves(tree):
+        if jax.numpy.issubdtype(jax.numpy.asarray(x).dtype, jax.numpy.floating):
+            return jax.numpy.asarray(x).dtype
+    return jax.numpy.result_type(float)
+
+
+def committee_predict_items(
+    potential,
+    stacked_params,
+    items: Sequence,
+    *,
+    batch_size: int = 8,
+    with_stress: bool = False,
+    ddof: int = 0,
+) -> dict[str, list]:
+    """Committee mean and spread of energy, forces (and stress) for each item.
+
+    The members' predictions come from one jitted ``vmap`` over the member
+    axis of :func:`mldiff.training.losses.predict`, on a few padded shape
+    buckets (one compilation per bucket, cached per energy function).
+
+    Args:
+        potential: the members' potential.
+        stacked_params: ``[K, ...]`` stacked parameters.
+        items: labelled structures (labels are not needed).
+        batch_size: structures per padded batch.
+        with_stress: also predict the stress (periodic cells).
+        ddof: delta degrees of freedom of the spreads.
+
+    Returns:
+        Lists in the items' order: ``energy`` and ``energy_std`` (eV),
+        ``forces`` and ``forces_std`` (``[n_i, 3]`` eV/Å), ``stress`` and
+        ``stress_std`` (``[3, 3]`` eV/Å³, ``None`` without ``with_stress``);
+        ``energy``, ``forces``, ``stress`` are the committee means, in the
+        layout of :func:`mldiff.training.evaluation.predict_items`.
+    """
+    from mldiff.data import batching
+
+    keys = ("energy", "energy_std", "forces", "forces_std", "stress", "stress_std")
+    items = list(items)
+    out: dict[str, list] = {k: [None] * len(items) for k in keys}
+    if not items:
+        return out
+    ds = batching.Dataset.build(items, potential.cutoff)
+    buckets = batching.make_buckets(ds, batch_size=batch_size)
+    fn = _committee_predict(potential.energy, bool(with_stress))
+    dtype = _float_dtype(stacked_params)
+    for bucket, index in batching.batch_plan(ds, batch_size, buckets):
+        batch = batching.make_batch(ds, index, bucket, batch_size, dtype)
+        e, f, s = (np.asarray(x, np.float64) for x in fn(stacked_params, batch))
+        stats = [(x.mean(0), x.std(0, ddof=ddof)) for x in (e, f, s)]
+        for slot, k in enumerate(index):
+            n = int(batch.n_atoms[slot])
+            out["energy"][k] = float(stats[0][0][slot])
+            out["energy_std"][k] = float(stats[0][1][slot])
+            out["forces"][k] = stats[1][0][slot, :n]
+            out["forces_std"][k] = stats[1][1][slot, :n]
+            if with_stress:
+                out["stress"][k] = stats[2][0][slot]
+                out["stress_std"][k] = stats[2][1][slot]
     return out
 
 
