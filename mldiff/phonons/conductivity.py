@@ -59,6 +59,7 @@ from mldiff import _config, units
 from mldiff.errors import ConfigError, check_float64
 from mldiff.phonons import _linalg, interaction, qmesh, thermal, velocities
 from mldiff.phonons import dynamical_matrix as _dm
+from mldiff.phonons.tetrahedron import relative_addresses
 
 __all__ = [
     "Conductivity",
@@ -90,7 +91,8 @@ class ConductivitySettings:
 
     Attributes:
         sigma_thz: Gaussian smearing width of energy conservation, THz
-            (phono3py's ``sigmas``).
+            (phono3py's ``sigmas``); ``None`` (default, as phono3py's) for the
+            linear tetrahedron method (:mod:`.tetrahedron`).
         cutoff_thz: modes at or below this frequency carry no heat and do
             not scatter, THz (phono3py's ``cutoff_frequency``).
         degeneracy_thz: frequencies closer than this are degenerate, THz.
@@ -107,7 +109,7 @@ class ConductivitySettings:
         256
     """
 
-    sigma_thz: float = 0.1
+    sigma_thz: float | None = None
     cutoff_thz: float = interaction.DEFAULT_CUTOFF_THZ
     degeneracy_thz: float = velocities.DEFAULT_DEGENERACY_THZ
     r0_average: bool = True
@@ -117,7 +119,7 @@ class ConductivitySettings:
     def __post_init__(self):
         """Check types and ranges; raise :class:`ConfigError` naming the field."""
         _config.check_types(self)
-        if not self.sigma_thz > 0:
+        if self.sigma_thz is not None and not self.sigma_thz > 0:
             raise ConfigError(f"sigma_thz must be > 0 THz, got {self.sigma_thz}")
         for name in ("cutoff_thz", "pinv_cutoff"):
             if not getattr(self, name) >= 0:
@@ -222,6 +224,9 @@ def _ingredients(
         r0_average=settings.r0_average,
         batch_size=settings.batch_size,
         with_collisions=with_collisions,
+        tetrahedra=None
+        if settings.sigma_thz
+        else relative_addresses(lat, grid.numbers),
     )
     return _Ingredients(
         temps=temps,
@@ -418,7 +423,8 @@ def run(
     mesh_numbers,
     temperatures,
     *,
-    sigma_thz: float = 0.1,
+    sigma_thz: float | None = None,
+    integration: str | None = None,
     use_symmetry: bool = True,
     cutoff_thz: float = interaction.DEFAULT_CUTOFF_THZ,
     r0_average: bool = True,
@@ -435,7 +441,9 @@ def run(
             first_atoms=phonons.images.representative)``).
         mesh_numbers: ``[3]`` Γ-centred q-mesh.
         temperatures: ``[T]`` K, all > 0.
-        sigma_thz: Gaussian smearing width, THz (phono3py's ``sigmas``).
+        sigma_thz: Gaussian smearing width, THz (phono3py's ``sigmas``);
+            ``None``: the linear tetrahedron method (phono3py's default).
+        integration: ``"tetrahedron"`` or ``"gaussian"``, must agree with it.
         use_symmetry: compute linewidths at irreducible q-points only.
         cutoff_thz: modes at or below this frequency are left out, THz.
         r0_average: phono3py's ``make_r0_average`` (its default); see
@@ -455,11 +463,16 @@ def run(
     """
     if method not in _METHODS:
         raise ConfigError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+    if integration not in (None, "tetrahedron" if sigma_thz is None else "gaussian"):
+        raise ConfigError(
+            f"integration={integration!r} with sigma_thz={sigma_thz}: use "
+            "'tetrahedron' without sigma_thz (the default) or 'gaussian' with it"
+        )
     temps = np.asarray(temperatures, np.float64).reshape(-1)
     if np.any(temps <= 0):
         raise ConfigError(f"temperatures must be > 0 K, got {temps.tolist()}")
     settings = ConductivitySettings(
-        sigma_thz=float(sigma_thz),
+        sigma_thz=None if sigma_thz is None else float(sigma_thz),
         cutoff_thz=float(cutoff_thz),
         r0_average=bool(r0_average),
         batch_size=int(batch_size),
