@@ -1,15 +1,15 @@
 """``mldiff conductivity STRUCTURE``: lattice thermal conductivity κ(T).
 
 Second- and third-order force constants by automatic differentiation of the
-potential on a supercell, three-phonon linewidths with Gaussian smearing on a
-Γ-centred q-mesh, κ in the relaxation-time approximation or (``--method
-lbte``) from the direct solution of the linearised Boltzmann equation
-(phono3py's conventions). The cumulative κ sorts modes by their RTA mean free
-paths in both cases. Prints a table; writes ``DIR/conductivity.json``
-(``temperatures_k``, ``kappa_w_mk`` as 3×3 per temperature,
-``kappa_scalar_w_mk`` = trace/3), ``DIR/conductivity.png`` (κ(T) and cumulative
-κ versus mean free path) and phono3py's ``DIR/fc3.hdf5`` (phonopy's supercell
-atom order).
+potential on a supercell, three-phonon linewidths on a Γ-centred q-mesh (the
+linear tetrahedron method, or Gaussian smearing with ``--sigma``), κ in the
+relaxation-time approximation or (``--method lbte``) from the direct solution
+of the linearised Boltzmann equation (phono3py's conventions). The cumulative
+κ sorts modes by their RTA mean free paths in both cases. Prints a table;
+writes ``DIR/conductivity.json`` (``temperatures_k``, ``kappa_w_mk`` as 3×3
+per temperature, ``kappa_scalar_w_mk`` = trace/3), ``DIR/conductivity.png``
+(κ(T) and cumulative κ versus mean free path) and phono3py's
+``DIR/fc3.hdf5`` (phonopy's supercell atom order).
 """
 
 import os
@@ -62,8 +62,8 @@ def register(sub) -> None:
     p.add_argument(
         "--sigma",
         type=_common.positive_float,
-        default=0.1,
-        help="Gaussian smearing, THz",
+        default=None,
+        help="Gaussian smearing, THz (default: the linear tetrahedron method)",
     )
     p.add_argument(
         "--method",
@@ -106,6 +106,7 @@ def run(args) -> int:
     res = conductivity.run(
         ph, fc3, args.mesh, temps, sigma_thz=args.sigma, method=args.method
     )
+    smearing = "tetrahedron method" if args.sigma is None else "Gaussian smearing"
     kappa = np.asarray(res.kappa)
     scalar = np.trace(kappa, axis1=1, axis2=2) / 3
     mfp = np.asarray(conductivity.mean_free_paths(res))
@@ -122,8 +123,8 @@ def run(args) -> int:
         "potential": str(args.potential),
         "supercell": list(args.supercell),
         "mesh": list(args.mesh),
-        "sigma_thz": float(args.sigma),
-        "method": f"{args.method.upper()}, Gaussian smearing, phono3py conventions",
+        "sigma_thz": args.sigma,
+        "method": f"{args.method.upper()}, {smearing}, phono3py conventions",
         "temperatures_k": temps,
         "kappa_w_mk": kappa,
         "kappa_scalar_w_mk": scalar,

@@ -28,6 +28,9 @@ terms between modes closer than ``degeneracy_thz`` dropped), which gives the
 exact derivative of quantities invariant under rotations within degenerate
 subspaces — Γ (averaged) and heat capacities — and finite values elsewhere.
 
+Energy conservation is integrated by the linear tetrahedron method
+(:mod:`.tetrahedron`, phono3py's default) or with Gaussians (``sigma_thz``).
+
 References:
     A. Togo, L. Chaput and I. Tanaka, "Distributions of phonon lifetimes in
     Brillouin zones", Phys. Rev. B 91, 094306 (2015); L. Chaput, Phys. Rev.
@@ -38,7 +41,7 @@ Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
 
     ph = phonons.run(si, pot, None, [2, 2, 2], primitive_matrix=fcc)
     fc3 = third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
-    res = run(ph, fc3, [11, 11, 11], [300.0, 600.0], sigma_thz=0.1)
+    res = run(ph, fc3, [11, 11, 11], [300.0, 600.0])  # tetrahedron method
     res.kappa  # [T, 3, 3], W/(m K)
     lbte = run(ph, fc3, [11, 11, 11], [300.0], sigma_thz=0.1, method="lbte")
     grid, trip = qmesh.mesh(ph.primitive, [5] * 3), interaction.triplets(fc3, ph.images)
@@ -57,9 +60,8 @@ import numpy as np
 
 from mldiff import _config, units
 from mldiff.errors import ConfigError, check_float64
-from mldiff.phonons import _linalg, interaction, qmesh, thermal, velocities
+from mldiff.phonons import _linalg, interaction, qmesh, tetrahedron, thermal, velocities
 from mldiff.phonons import dynamical_matrix as _dm
-from mldiff.phonons.tetrahedron import relative_addresses
 
 __all__ = [
     "Conductivity",
@@ -209,6 +211,7 @@ def _ingredients(
     cv = jax.vmap(lambda t: jnp.where(ok, thermal.mode_heat_capacity(f_ok, t), 0.0))(
         temps
     )
+    tetra = tetrahedron.relative_addresses(lat, grid.numbers)  # if not sigma_thz
     gamma, rows = interaction.mesh_linewidths(
         fc3,
         masses,
@@ -224,9 +227,7 @@ def _ingredients(
         r0_average=settings.r0_average,
         batch_size=settings.batch_size,
         with_collisions=with_collisions,
-        tetrahedra=None
-        if settings.sigma_thz
-        else relative_addresses(lat, grid.numbers),
+        tetrahedra=None if settings.sigma_thz else tetra,
     )
     return _Ingredients(
         temps=temps,
@@ -441,8 +442,7 @@ def run(
             first_atoms=phonons.images.representative)``).
         mesh_numbers: ``[3]`` Γ-centred q-mesh.
         temperatures: ``[T]`` K, all > 0.
-        sigma_thz: Gaussian smearing width, THz (phono3py's ``sigmas``);
-            ``None``: the linear tetrahedron method (phono3py's default).
+        sigma_thz: Gaussian smearing width, THz; ``None``: tetrahedra (phono3py's).
         integration: ``"tetrahedron"`` or ``"gaussian"``, must agree with it.
         use_symmetry: compute linewidths at irreducible q-points only.
         cutoff_thz: modes at or below this frequency are left out, THz.
@@ -464,10 +464,8 @@ def run(
     if method not in _METHODS:
         raise ConfigError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
     if integration not in (None, "tetrahedron" if sigma_thz is None else "gaussian"):
-        raise ConfigError(
-            f"integration={integration!r} with sigma_thz={sigma_thz}: use "
-            "'tetrahedron' without sigma_thz (the default) or 'gaussian' with it"
-        )
+        msg = f"integration={integration!r} does not go with sigma_thz={sigma_thz}"
+        raise ConfigError(msg + ": Gaussians need a width sigma_thz, tetrahedra none")
     temps = np.asarray(temperatures, np.float64).reshape(-1)
     if np.any(temps <= 0):
         raise ConfigError(f"temperatures must be > 0 K, got {temps.tolist()}")
