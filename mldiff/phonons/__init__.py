@@ -17,8 +17,9 @@ properties (free energy, entropy, heat capacity, phonopy's formulas) in
 :mod:`.thermal`; group velocities from the autodiff ``∂D/∂q`` in
 :mod:`.velocities`; q-point meshes and their symmetry in :mod:`.qmesh`.
 Third-order force constants by nested autodiff are in :mod:`.third_order`,
-three-phonon interaction strengths and linewidths in :mod:`.interaction`, and
-the thermal conductivity (RTA and direct LBTE) in :mod:`.conductivity`.
+three-phonon interaction strengths and linewidths in :mod:`.interaction` (their
+delta functions by the tetrahedron method in :mod:`.tetrahedron`), and the
+thermal conductivity (RTA and direct LBTE) in :mod:`.conductivity`.
 
 Float64 is required (raises :class:`~mldiff.errors.PrecisionError` otherwise).
 
@@ -57,6 +58,7 @@ from mldiff.phonons import (
     output,
     qha,
     qmesh,
+    tetrahedron,
     thermal,
     third_order,
     velocities,
@@ -84,6 +86,7 @@ __all__ = [
     "third_order",
     "qmesh",
     "interaction",
+    "tetrahedron",
     "conductivity",
 ]
 

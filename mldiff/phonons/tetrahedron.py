@@ -147,7 +147,7 @@ def vertices(numbers, addresses, relative) -> Int[Array, "... t 4"]:
 
     Example:
         >>> vertices([4, 4, 4], np.array([3, 0, 0]), np.ones((1, 4, 3), int))
-        Array([[21, 21, 21, 21]], dtype=int64)
+        Array([[20, 20, 20, 20]], dtype=int64)
     """
     n = np.asarray(numbers, dtype=int)
     a = jnp.asarray(addresses)[..., None, None, :] + jnp.asarray(relative)
@@ -231,9 +231,9 @@ def integration_weights(
 
     Example:
         >>> import numpy as np
-        >>> v = np.array([[[0.0, 1.0, 2.0, 3.0]]] * 24)  # 24 equal tetrahedra
-        >>> float(integration_weights(np.array(1.5), v))  # 4 × D I_0 = 4 × 0.125
-        0.5
+        >>> v = np.array([[0.0, 1.0, 2.0, 3.0]] * 24)  # 24 equal tetrahedra
+        >>> float(integration_weights(np.array(1.5), v))  # 24/6 D(ω) I_0(ω)
+        0.625
     """
     v = jnp.asarray(corner_values)
     omega = jnp.asarray(omega, v.dtype)[..., None]
@@ -266,7 +266,7 @@ def triplet_weights(
         >>> import numpy as np
         >>> f = np.ones((1, 24, 4, 1)) * np.array([0.0, 1.0, 2.0, 3.0])[:, None]
         >>> [float(g[0, 0, 0, 0]) for g in triplet_weights(np.array([3.0]), f, f)]
-        [0.5, 0.0, 0.0]
+        [0.3125, 0.0, 0.0]
     """
     f1 = jnp.maximum(jnp.asarray(f1_corners), 0.0)[..., :, None]  # [k, t, 4, m, 1]
     f2 = jnp.maximum(jnp.asarray(f2_corners), 0.0)[..., None, :]  # [k, t, 4, 1, m]
