@@ -261,6 +261,8 @@ def triplet_weights(
     Returns:
         ``(δ(ω − ω' − ω''), δ(ω + ω' − ω''), δ(ω − ω' + ω''))``, each
         ``[k, m, m, m]`` (axes: triplet, band at q, at q', at q''), 1/THz.
+        The bands at ``q`` are done one after another; each holds
+        ``3·k·m²·t·4`` corner values at once (lower ``k`` for many bands).
 
     Example:
         >>> import numpy as np

@@ -22,7 +22,7 @@ from mldiff.errors import ConfigError
 from mldiff.phonons import conductivity, interaction, qmesh, tetrahedron, third_order
 from mldiff.structure import Structure
 
-MESH = [4, 4, 4]
+MESH = [5, 5, 5]  # on 4³ phono3py's unaveraged default is 1.3 % off (see below)
 TEMPS = [300.0, 800.0]
 
 
@@ -187,22 +187,18 @@ def test_rta_linewidths_and_kappa_match_phono3py(si_tetra, si_rta):
         )
     k_default = ref.kappa(_phono3py(si_tetra), MESH, TEMPS, None)
     ours = np.diagonal(np.asarray(res.kappa), axis1=1, axis2=2)
-    # measured: 0.2 % from phono3py's group velocities of degenerate modes (as
-    # with Gaussian smearing); 0.1 % from its default's unaveraged weights
+    # measured: 0.24 % from phono3py's group velocities of degenerate modes
+    # (as with Gaussian smearing); 0.11 % from its default (its unaveraged
+    # weights: 1.3 % on a 4³ mesh, 0.45 % on the slow test's 11³)
     np.testing.assert_allclose(ours, np.diagonal(k_avg, axis1=1, axis2=2), rtol=0.01)
     np.testing.assert_allclose(
         ours, np.diagonal(k_default, axis1=1, axis2=2), rtol=0.01
     )
-    # the tetrahedron method is not the Gaussian: a different number
-    gauss = np.asarray(
-        conductivity.run(*si_tetra[1:], MESH, TEMPS, sigma_thz=0.1).kappa
-    )
-    assert np.all(np.abs(ours / np.diagonal(gauss, axis1=1, axis2=2) - 1) > 0.01)
 
 
 def test_lbte_matches_phono3py(si_tetra, si_rta):
     # reference: phono3py's tetrahedron LBTE (reducible collision matrix),
-    # weights averaged over degenerate bands as ours
+    # weights averaged over degenerate bands as ours, and its default
     _, ph, fc3 = si_tetra
     res = conductivity.run(ph, fc3, MESH, TEMPS, method="lbte")
     k3 = ref.kappa(
@@ -216,6 +212,9 @@ def test_lbte_matches_phono3py(si_tetra, si_rta):
     # measured: 2e-9
     np.testing.assert_allclose(res.kappa, k3, rtol=1e-7, atol=1e-7 * np.abs(k3).max())
     np.testing.assert_allclose(res.gamma, si_rta.gamma, rtol=1e-12)
+    # phono3py's default (unaveraged weights): measured 0.07 % (1.1 % on 4³)
+    k_default = ref.kappa(_phono3py(si_tetra), MESH, TEMPS, None, lbte=True)
+    np.testing.assert_allclose(res.kappa, k_default, rtol=0.01, atol=0.01 * k3.max())
 
 
 def test_integration_is_chosen_by_sigma(si_tetra):
@@ -232,7 +231,10 @@ def test_integration_is_chosen_by_sigma(si_tetra):
 
 @pytest.mark.slow
 def test_issue_system_tetrahedron_kappa_within_1_percent_of_phono3py():
-    """64-atom Si-SW (2×2×2 conventional), 11×11×11 mesh, 300 and 800 K, RTA."""
+    """64-atom Si-SW (2×2×2 conventional), 11×11×11 mesh, 300 and 800 K, RTA.
+
+    About 100 s of CPU (ours 70 s, fc3 12 s, phono3py 2 × 8 s).
+    """
     atoms, pot = bulk("Si", "diamond", a=A_SI, cubic=True), potentials.get("sw")
     sc = [2, 2, 2]
     ph = phonons.run(
@@ -252,6 +254,8 @@ def test_issue_system_tetrahedron_kappa_within_1_percent_of_phono3py():
         )
         k3 = ref.kappa(ph3, [11] * 3, TEMPS, None, average_degenerate_weights=average)
         theirs = np.trace(k3, axis1=1, axis2=2) / 3
+        # measured (300 K, 800 K): default 0.45 %, 0.43 %; averaged 0.47 %,
+        # 0.45 % (Γ there equal to 4e-9: the rest is the group velocities)
         np.testing.assert_allclose(ours, theirs, rtol=0.01)
 
 
