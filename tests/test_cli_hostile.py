@@ -601,3 +601,19 @@ def test_lbte_mesh_is_refused_before_third_order_constants(
         "collision matrix",
         "GiB",
     )
+
+
+def test_isotopes_without_a_smearing_width_are_refused_before_any_work(
+    files, capsys, tmp_path, monkeypatch
+):
+    from mldiff import phonons
+
+    monkeypatch.setattr(phonons, "run", _never)  # refused before the phonons
+    err = refuse(
+        capsys,
+        files,
+        ["conductivity", files / "cu.extxyz", "--isotopes", "--out", tmp_path / "k"],
+        "Gaussian smearing",
+        "--sigma",
+    )
+    assert "isotope" in err

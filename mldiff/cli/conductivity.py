@@ -1,19 +1,21 @@
 """``mldiff conductivity STRUCTURE``: lattice thermal conductivity κ(T).
 
 Second- and third-order force constants by automatic differentiation of the
-potential on a supercell, three-phonon linewidths with Gaussian smearing on a
-Γ-centred q-mesh, κ in the relaxation-time approximation or (``--method
-lbte``) from the direct solution of the linearised Boltzmann equation
-(phono3py's conventions). ``--isotopes`` adds isotope scattering (natural
-abundances, or ``--mass-variances``) and ``--boundary-mfp-um L`` boundary
-scattering, as phono3py's ``--isotope`` and ``--boundary-mfp``. The
-cumulative κ sorts modes by their RTA mean free paths in both cases. Prints a
-table; writes ``DIR/conductivity.json`` (``temperatures_k``, ``kappa_w_mk`` as
-3×3 per temperature, ``kappa_scalar_w_mk`` = trace/3, cumulative κ against
-mean free path and frequency), the mode-resolved results in phono3py's
-``DIR/kappa-m{N}{N}{N}-s{σ}.hdf5`` (its dataset names and layouts),
-``DIR/conductivity.png`` (κ(T), cumulative κ, lifetimes against frequency)
-and phono3py's ``DIR/fc3.hdf5`` (phonopy's supercell atom order).
+potential on a supercell, three-phonon linewidths on a Γ-centred q-mesh (the
+linear tetrahedron method, or Gaussian smearing with ``--sigma``), κ in the
+relaxation-time approximation or (``--method lbte``) from the direct solution
+of the linearised Boltzmann equation (phono3py's conventions). ``--isotopes``
+adds isotope scattering (natural abundances, or ``--mass-variances``) and
+``--boundary-mfp-um L`` boundary scattering, as phono3py's ``--isotope`` and
+``--boundary-mfp``. The cumulative κ sorts modes by their RTA mean free paths
+in both cases. Prints a table; writes ``DIR/conductivity.json``
+(``temperatures_k``, ``kappa_w_mk`` as 3×3 per temperature,
+``kappa_scalar_w_mk`` = trace/3, cumulative κ against mean free path and
+frequency), the mode-resolved results in phono3py's
+``DIR/kappa-m{N}{N}{N}.hdf5`` (``-s{σ}`` added with Gaussian smearing; its
+dataset names and layouts), ``DIR/conductivity.png`` (κ(T), cumulative κ,
+lifetimes against frequency) and phono3py's ``DIR/fc3.hdf5`` (phonopy's
+supercell atom order).
 """
 
 import os
@@ -66,8 +68,8 @@ def register(sub) -> None:
     p.add_argument(
         "--sigma",
         type=_common.positive_float,
-        default=0.1,
-        help="Gaussian smearing, THz",
+        default=None,
+        help="Gaussian smearing, THz (default: the linear tetrahedron method)",
     )
     p.add_argument(
         "--method",
@@ -119,6 +121,11 @@ def run(args) -> int:
     if np.any(temps <= 0):
         raise ConfigError(f"--temperatures must all be > 0 K, got {temps.tolist()}")
     s = read_structure(args.structure)
+    if (args.isotopes or args.mass_variances is not None) and args.sigma is None:
+        raise ConfigError(
+            "isotope scattering is computed with Gaussian smearing only: add "
+            "--sigma 0.1 (THz) to --isotopes / --mass-variances"
+        )
     potential, params = potential_and_params(args.potential, s)
     phonons.check_supercell(s, args.supercell, potential.cutoff)
     pm = primitive_matrix(args.primitive, s)
@@ -142,6 +149,7 @@ def run(args) -> int:
         mass_variances=args.mass_variances,
         boundary_mfp_um=args.boundary_mfp_um,
     )
+    smearing = "tetrahedron method" if args.sigma is None else "Gaussian smearing"
     kappa = np.asarray(res.kappa)
     scalar = np.trace(kappa, axis1=1, axis2=2) / 3
     mfp = np.asarray(conductivity.mean_free_paths(res))
@@ -160,8 +168,8 @@ def run(args) -> int:
         "potential": str(args.potential),
         "supercell": list(args.supercell),
         "mesh": list(args.mesh),
-        "sigma_thz": float(args.sigma),
-        "method": f"{args.method.upper()}, Gaussian smearing, phono3py conventions",
+        "sigma_thz": args.sigma,
+        "method": f"{args.method.upper()}, {smearing}, phono3py conventions",
         "isotopes": bool(isotopes),
         "boundary_mfp_um": args.boundary_mfp_um,
         "temperatures_k": temps,

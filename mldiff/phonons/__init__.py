@@ -19,10 +19,11 @@ properties (free energy, entropy, heat capacity, phonopy's formulas) in
 :mod:`.thermal`; group velocities from the autodiff ``∂D/∂q`` in
 :mod:`.velocities`; q-point meshes and their symmetry in :mod:`.qmesh`.
 Third-order force constants by nested autodiff are in :mod:`.third_order`,
-three-phonon interaction strengths and linewidths in :mod:`.interaction`,
-isotope scattering in :mod:`.isotope`, the thermal conductivity (RTA and
-direct LBTE) in :mod:`.conductivity`, and its mode-resolved quantities
-(boundary scattering, lifetimes, cumulative κ) in :mod:`.kappa_modes`.
+three-phonon interaction strengths and linewidths in :mod:`.interaction` (their
+delta functions by the tetrahedron method in :mod:`.tetrahedron`), isotope
+scattering in :mod:`.isotope`, the thermal conductivity (RTA and direct LBTE)
+in :mod:`.conductivity`, and its mode-resolved quantities (boundary
+scattering, lifetimes, cumulative κ) in :mod:`.kappa_modes`.
 
 Float64 is required (raises :class:`~mldiff.errors.PrecisionError` otherwise).
 
@@ -63,6 +64,7 @@ from mldiff.phonons import (
     output,
     qha,
     qmesh,
+    tetrahedron,
     thermal,
     third_order,
     velocities,
@@ -94,6 +96,7 @@ __all__ = [
     "qmesh",
     "interaction",
     "isotope",
+    "tetrahedron",
     "conductivity",
     "kappa_modes",
 ]

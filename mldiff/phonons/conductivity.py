@@ -33,6 +33,9 @@ terms between modes closer than ``degeneracy_thz`` dropped), which gives the
 exact derivative of quantities invariant under rotations within degenerate
 subspaces — Γ (averaged) and heat capacities — and finite values elsewhere.
 
+Energy conservation is integrated by the linear tetrahedron method
+(:mod:`.tetrahedron`, phono3py's default) or with Gaussians (``sigma_thz``).
+
 References:
     A. Togo, L. Chaput and I. Tanaka, "Distributions of phonon lifetimes in
     Brillouin zones", Phys. Rev. B 91, 094306 (2015); L. Chaput, Phys. Rev.
@@ -43,7 +46,7 @@ Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
 
     ph = phonons.run(pot, None, si, [2, 2, 2], primitive_matrix=fcc)
     fc3 = third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
-    res = run(ph, fc3, [11, 11, 11], [300.0, 600.0], sigma_thz=0.1)
+    res = run(ph, fc3, [11, 11, 11], [300.0, 600.0])  # tetrahedron method
     res.kappa  # [T, 3, 3], W/(m K)
     lbte = run(ph, fc3, [11, 11, 11], [300.0], sigma_thz=0.1, method="lbte")
     grid, trip = qmesh.mesh(ph.primitive, [5] * 3), interaction.triplets(fc3, ph.images)
@@ -69,6 +72,7 @@ from mldiff.phonons import (
     isotope,
     kappa_modes,
     qmesh,
+    tetrahedron,
     thermal,
     velocities,
 )
@@ -110,7 +114,8 @@ class ConductivitySettings:
 
     Attributes:
         sigma_thz: Gaussian smearing width of energy conservation, THz
-            (phono3py's ``sigmas``).
+            (phono3py's ``sigmas``); ``None`` (default, as phono3py's) for the
+            linear tetrahedron method (:mod:`.tetrahedron`).
         cutoff_thz: modes at or below this frequency carry no heat and do
             not scatter, THz (phono3py's ``cutoff_frequency``).
         degeneracy_thz: frequencies closer than this are degenerate, THz.
@@ -135,7 +140,7 @@ class ConductivitySettings:
         256
     """
 
-    sigma_thz: float = 0.1
+    sigma_thz: float | None = None
     cutoff_thz: float = interaction.DEFAULT_CUTOFF_THZ
     degeneracy_thz: float = velocities.DEFAULT_DEGENERACY_THZ
     r0_average: bool = True
@@ -148,7 +153,7 @@ class ConductivitySettings:
     def __post_init__(self):
         """Check types and ranges; raise :class:`ConfigError` naming the field."""
         _config.check_types(self)
-        if not self.sigma_thz > 0:
+        if self.sigma_thz is not None and not self.sigma_thz > 0:
             raise ConfigError(f"sigma_thz must be > 0 THz, got {self.sigma_thz}")
         for name in ("cutoff_thz", "pinv_cutoff"):
             if not getattr(self, name) >= 0:
@@ -262,6 +267,7 @@ def _ingredients(
     cv = jax.vmap(lambda t: jnp.where(ok, thermal.mode_heat_capacity(f_ok, t), 0.0))(
         temps
     )
+    tetra = tetrahedron.relative_addresses(lat, grid.numbers)  # if not sigma_thz
     gamma, rows = interaction.mesh_linewidths(
         fc3,
         masses,
@@ -277,6 +283,7 @@ def _ingredients(
         r0_average=settings.r0_average,
         batch_size=settings.batch_size,
         with_collisions=with_collisions,
+        tetrahedra=None if settings.sigma_thz else tetra,
     )
     var = isotope.variances_for(
         primitive.numbers, settings.isotopes, settings.mass_variances
@@ -490,7 +497,8 @@ def run(
     mesh_numbers,
     temperatures,
     *,
-    sigma_thz: float = 0.1,
+    sigma_thz: float | None = None,
+    integration: str | None = None,
     use_symmetry: bool = True,
     cutoff_thz: float = interaction.DEFAULT_CUTOFF_THZ,
     r0_average: bool = True,
@@ -510,7 +518,8 @@ def run(
             first_atoms=phonons.images.representative)``).
         mesh_numbers: ``[3]`` Γ-centred q-mesh.
         temperatures: ``[T]`` K, all > 0.
-        sigma_thz: Gaussian smearing width, THz (phono3py's ``sigmas``).
+        sigma_thz: Gaussian smearing width, THz; ``None``: tetrahedra (phono3py's).
+        integration: ``"tetrahedron"`` or ``"gaussian"``, must agree with it.
         use_symmetry: compute linewidths at irreducible q-points only.
         cutoff_thz: modes at or below this frequency are left out, THz.
         r0_average: phono3py's ``make_r0_average`` (its default); see
@@ -535,11 +544,19 @@ def run(
     """
     if method not in _METHODS:
         raise ConfigError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+    if integration not in (None, "tetrahedron" if sigma_thz is None else "gaussian"):
+        msg = f"integration={integration!r} does not go with sigma_thz={sigma_thz}"
+        raise ConfigError(msg + ": Gaussians need a width sigma_thz, tetrahedra none")
+    if sigma_thz is None and (isotopes or mass_variances is not None):
+        raise ConfigError(
+            "isotope scattering is computed with Gaussian smearing only; pass "
+            "sigma_thz (e.g. 0.1 THz; CLI --sigma 0.1) with isotopes"
+        )
     temps = np.asarray(temperatures, np.float64).reshape(-1)
     if np.any(temps <= 0):
         raise ConfigError(f"temperatures must be > 0 K, got {temps.tolist()}")
     settings = ConductivitySettings(
-        sigma_thz=float(sigma_thz),
+        sigma_thz=None if sigma_thz is None else float(sigma_thz),
         cutoff_thz=float(cutoff_thz),
         r0_average=bool(r0_average),
         batch_size=int(batch_size),

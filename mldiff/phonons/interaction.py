@@ -18,8 +18,9 @@ with the phases averaged over equally short supercell images, as for the
 dynamical matrix (:mod:`.dynamical_matrix`), in eV² (ν in THz).
 
 **Linewidth** (imaginary part of the self-energy at ``ν_λ``) with Gaussian
-smearing ``g_σ(x) = exp(−x²/2σ²)/(√(2π)σ)`` in THz (the tetrahedron method is
-not implemented)::
+smearing ``g_σ(x) = exp(−x²/2σ²)/(√(2π)σ)`` in THz, or with the delta functions
+integrated by the linear tetrahedron method (:mod:`.tetrahedron`, phono3py's
+default) in place of ``g_σ``::
 
     Γ_λ = 18π/ħ² Σ_{q'λ'λ''} P [(n' + n'' + 1) g_σ(ν − ν' − ν'')
                                 + (n' − n'')(g_σ(ν + ν' − ν'') − g_σ(ν − ν' + ν''))]
@@ -50,7 +51,7 @@ from jaxtyping import Array, Float
 
 from mldiff import units
 from mldiff.phonons import dynamical_matrix as _dm
-from mldiff.phonons import qmesh, velocities
+from mldiff.phonons import qmesh, tetrahedron, velocities
 
 __all__ = [
     "Triplets",
@@ -232,7 +233,15 @@ def interaction_strength(
 
 
 def linewidths(
-    strength, f0, f1, f2, temperatures, sigma_thz, *, cutoff_thz=DEFAULT_CUTOFF_THZ
+    strength,
+    f0,
+    f1,
+    f2,
+    temperatures,
+    sigma_thz,
+    *,
+    cutoff_thz=DEFAULT_CUTOFF_THZ,
+    deltas=None,
 ) -> Float[Array, "t m"]:
     """Linewidths Γ (imaginary self-energy) of the modes of one q-point.
 
@@ -243,8 +252,11 @@ def linewidths(
         f1: ``[k, m]`` frequencies at ``q'``, THz.
         f2: ``[k, m]`` frequencies at ``q''``, THz.
         temperatures: ``[T]`` K (> 0).
-        sigma_thz: Gaussian smearing width, THz.
+        sigma_thz: Gaussian smearing width, THz (unused with ``deltas``).
         cutoff_thz: partner modes at or below it are left out.
+        deltas: ``(δ(ν − ν' − ν''), δ(ν + ν' − ν''), δ(ν − ν' + ν''))``, each
+            ``[k, m, m, m]`` 1/THz, used instead of the Gaussians (e.g.
+            :func:`~mldiff.phonons.tetrahedron.triplet_weights`).
 
     Returns:
         ``[T, m]`` Γ, THz (not yet averaged over degenerate modes).
@@ -252,8 +264,11 @@ def linewidths(
     x0 = f0[None, :, None, None]
     x1 = f1[:, None, :, None]
     x2 = f2[:, None, None, :]
-    g1 = _gauss(x0 - x1 - x2, sigma_thz)
-    g23 = _gauss(x0 + x1 - x2, sigma_thz) - _gauss(x0 - x1 + x2, sigma_thz)
+    if deltas is None:
+        g1 = _gauss(x0 - x1 - x2, sigma_thz)
+        g23 = _gauss(x0 + x1 - x2, sigma_thz) - _gauss(x0 - x1 + x2, sigma_thz)
+    else:
+        g1, g23 = deltas[0], deltas[1] - deltas[2]
     ok = (x1 > cutoff_thz) & (x2 > cutoff_thz)
     s1 = jnp.where(ok, x1, 1.0)
     s2 = jnp.where(ok, x2, 1.0)
@@ -267,7 +282,15 @@ def linewidths(
 
 
 def collisions(
-    strength, f0, f1, f2, temperatures, sigma_thz, *, cutoff_thz=DEFAULT_CUTOFF_THZ
+    strength,
+    f0,
+    f1,
+    f2,
+    temperatures,
+    sigma_thz,
+    *,
+    cutoff_thz=DEFAULT_CUTOFF_THZ,
+    deltas=None,
 ) -> Float[Array, "t m k m"]:
     """Collision-matrix elements between the modes of ``q`` and of each ``q'``.
 
@@ -284,8 +307,10 @@ def collisions(
         f1: ``[k, m]`` frequencies at ``q'``, THz.
         f2: ``[k, m]`` frequencies at ``q''``, THz.
         temperatures: ``[T]`` K (> 0).
-        sigma_thz: Gaussian smearing width, THz.
+        sigma_thz: Gaussian smearing width, THz (unused with ``deltas``).
         cutoff_thz: ``q''`` modes at or below it are left out.
+        deltas: the three delta functions instead of Gaussians, as for
+            :func:`linewidths`.
 
     Returns:
         ``[T, m, k, m]`` ``Ω'(q j, q'_s j')``, THz (the diagonal ``Γ`` and the
@@ -296,9 +321,13 @@ def collisions(
     x1 = f1[:, None, :, None]
     x2 = f2[:, None, None, :]
     g = (
-        _gauss(x0 - x1 - x2, sigma_thz)
-        + _gauss(x0 + x1 - x2, sigma_thz)
-        + _gauss(x0 - x1 + x2, sigma_thz)
+        (
+            _gauss(x0 - x1 - x2, sigma_thz)
+            + _gauss(x0 + x1 - x2, sigma_thz)
+            + _gauss(x0 - x1 + x2, sigma_thz)
+        )
+        if deltas is None
+        else deltas[0] + deltas[1] + deltas[2]
     )
     ok = f2 > cutoff_thz
     s2 = jnp.where(ok, f2, 1.0)
@@ -312,6 +341,23 @@ def collisions(
     return jax.vmap(at)(jnp.asarray(temperatures, strength.dtype))
 
 
+def _degenerate_average(deltas, f1, f2, degeneracy_thz):
+    """Average ``[k, m, m1, m2]`` weights over degenerate bands of ``q'`` and ``q''``.
+
+    Tetrahedron weights differ between degenerate bands (their neighbours
+    split them), so without the average Γ would depend on the choice of
+    eigenvectors inside degenerate subspaces (phono3py's
+    ``average_degenerate_weights``).
+    """
+
+    def share(f):  # [k, m, m]: column J averages the bands degenerate with J
+        same = jax.vmap(lambda x: velocities.degenerate_mask(x, degeneracy_thz))(f)
+        return same / same.sum(axis=1, keepdims=True)
+
+    s1, s2 = share(f1), share(f2)
+    return tuple(jnp.einsum("kijl,kjJ,klL->kiJL", g, s1, s2) for g in deltas)
+
+
 def mesh_linewidths(
     fc3,
     masses,
@@ -322,12 +368,13 @@ def mesh_linewidths(
     modes,
     temperatures,
     *,
-    sigma_thz: float,
+    sigma_thz: float | None,
     cutoff_thz: float = DEFAULT_CUTOFF_THZ,
     degeneracy_thz: float = velocities.DEFAULT_DEGENERACY_THZ,
     r0_average: bool = True,
     batch_size: int = 256,
     with_collisions: bool = False,
+    tetrahedra: np.ndarray | None = None,
 ):
     """Linewidths at the irreducible points of a mesh, optionally collision rows.
 
@@ -348,12 +395,17 @@ def mesh_linewidths(
         modes: ``(frequencies [N, m] THz, eigenvectors [N, m, m])`` at every
             point of ``grid.qpoints``.
         temperatures: ``[T]`` K (> 0).
-        sigma_thz: Gaussian smearing width, THz.
+        sigma_thz: Gaussian smearing width, THz; ``None`` with ``tetrahedra``.
         cutoff_thz: modes at or below it give and take no scattering, THz.
         degeneracy_thz: frequency tolerance for degenerate modes, THz.
         r0_average: see :func:`interaction_strength`.
         batch_size: triplets evaluated together (memory knob).
         with_collisions: also return the collision rows.
+        tetrahedra: ``[24, 4, 3]``
+            :func:`~mldiff.phonons.tetrahedron.relative_addresses` of the
+            mesh: integrate the delta functions by the tetrahedron method
+            (:func:`~mldiff.phonons.tetrahedron.triplet_weights`, averaged
+            over degenerate bands of ``q'`` and of ``q''``) instead.
 
     Returns:
         ``(gamma [T, g, m] THz, rows [g, T, m, N, m] THz or None)``: Γ at the
@@ -367,6 +419,11 @@ def mesh_linewidths(
     chunk = min(batch_size, n_mesh)
     n_chunks = -(-n_mesh // chunk)
     pad = n_chunks * chunk - n_mesh
+    if tetrahedra is not None:
+        numbers = np.asarray(grid.numbers)
+        address = jnp.asarray(tetrahedron.mesh_addresses(grid.qpoints, numbers))
+        corners1 = tetrahedron.vertices(numbers, address, tetrahedra)  # [N, t, 4]
+        corners2 = tetrahedron.vertices(numbers, address, -np.asarray(tetrahedra))
 
     def at_point(args):
         g_idx, q_index = args
@@ -403,10 +460,16 @@ def mesh_linewidths(
                 * (w / n_mesh)[:, None, None, None]
             )
             args = (pp, f0, f_all[a], f_all[b], temps, sigma_thz)
-            gam = linewidths(*args, cutoff_thz=cutoff_thz)
+            deltas = None
+            if tetrahedra is not None:
+                deltas = tetrahedron.triplet_weights(
+                    f0, f_all[corners1[a]], f_all[corners2[b]]
+                )
+                deltas = _degenerate_average(deltas, f_all[a], f_all[b], degeneracy_thz)
+            gam = linewidths(*args, cutoff_thz=cutoff_thz, deltas=deltas)
             if not with_collisions:
                 return gam, None
-            return gam, collisions(*args, cutoff_thz=cutoff_thz)
+            return gam, collisions(*args, cutoff_thz=cutoff_thz, deltas=deltas)
 
         chunks = (x.reshape(n_chunks, chunk) for x in (i1p, i2p, wp))
         gam, rows = jax.lax.map(weighted, tuple(chunks))  # [c, T, m], [c, T, m, k, m]

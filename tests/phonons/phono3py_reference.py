@@ -39,18 +39,25 @@ def set_force_constants(ph3, fc2, fc3, perm):
     ph3.fc3 = to_phono3py_layout(fc3)
 
 
-def kappa(ph3, mesh, temperatures, sigma, lbte=False, **options):
+def kappa(
+    ph3, mesh, temperatures, sigma, lbte=False, average_degenerate_weights=None, **options
+):
     """phono3py's κ ``[T, 3, 3]`` (W/mK), Gaussian smearing ``sigma`` THz.
 
+    ``sigma=None``: the linear tetrahedron method (phono3py's default).
     RTA, or with ``lbte=True`` the direct solution with the reducible
     collision matrix (``is_reducible_collision_matrix=True``; its other
-    defaults: k-star symmetry, pseudo-inverse cutoff 1e-8). ``options`` go to
-    ``run_thermal_conductivity`` (``is_isotope``, ``boundary_mfp``,
-    ``write_kappa``, ...).
+    defaults: k-star symmetry, pseudo-inverse cutoff 1e-8).
+    ``average_degenerate_weights`` goes to ``init_phph_interaction`` (phono3py's
+    default when None); ``options`` go to ``run_thermal_conductivity``
+    (``is_isotope``, ``boundary_mfp``, ``write_kappa``, ...).
     """
     ph3.mesh_numbers = mesh
     ph3.sigmas = [sigma]
-    ph3.init_phph_interaction()
+    interaction = {}
+    if average_degenerate_weights is not None:
+        interaction["average_degenerate_weights"] = average_degenerate_weights
+    ph3.init_phph_interaction(**interaction)
     ph3.run_thermal_conductivity(
         temperatures=temperatures,
         is_LBTE=lbte,

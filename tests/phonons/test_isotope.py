@@ -225,7 +225,11 @@ def test_isotope_and_boundary_options_are_checked(si_iso):
     fc3 = np.zeros((8, 3, 8, 3, 8, 3))
     fc3[0, 0, 1, 0, 2, 0] = 1.0
     with pytest.raises(ConfigError, match="one value per primitive atom"):
-        conductivity.run(ph, fc3, [2, 2, 2], [300.0], mass_variances=[1e-4])
+        conductivity.run(
+            ph, fc3, [2, 2, 2], [300.0], sigma_thz=0.1, mass_variances=[1e-4]
+        )
+    with pytest.raises(ConfigError, match="Gaussian smearing only"):
+        conductivity.run(ph, fc3, [2, 2, 2], [300.0], isotopes=True)  # tetrahedra
     for bad, match in [
         ({"mass_variances": (-1e-4, 1e-4)}, "mass_variances must be finite"),
         ({"boundary_mfp_um": 0.0}, "boundary_mfp_um must be > 0"),
