@@ -2,45 +2,32 @@
 
 Three-phonon scattering from third-order force constants, with phono3py's
 conventions and units, as JAX functions of the force constants (so ``κ`` is
-differentiable with respect to a potential's parameters). The pieces live
-beside this module: the Γ-centred q-mesh and its symmetry in :mod:`.qmesh`,
-the interaction strengths and linewidths in :mod:`.interaction`, group
-velocities in :mod:`.velocities` and the mode heat capacity in :mod:`.thermal`;
-this module holds the two solvers, their :class:`ConductivitySettings` and
-the entry point :func:`run`.
+differentiable with respect to a potential's parameters). Beside it: the
+q-mesh in :mod:`.qmesh`, interaction strengths and linewidths in
+:mod:`.interaction` (delta functions by :mod:`.tetrahedron`, phono3py's
+default, or Gaussians of width ``sigma_thz``), isotope scattering in
+:mod:`.isotope`, mode-resolved quantities in :mod:`.kappa_modes`.
 
-**Conductivity** ``κ_αβ = 1/(N V) Σ_λ C_λ v_λα v_λβ τ_λ`` with ``τ_λ = 1/(4π Γ_λ)``
+**RTA** ``κ_αβ = 1/(N V) Σ_λ C_λ v_λα v_λβ τ_λ`` with ``τ_λ = 1/(4π Γ_λ)``
 (ps), the mode heat capacity ``C_λ = k_B x² eˣ/(eˣ − 1)²`` and group velocities
-``v`` from the exact ``∂D/∂q`` (degenerate modes rotated as phonopy does); the
-outer products are averaged over the point group, as phono3py's ``gv_by_gv``.
-κ needs the linewidths Γ (averaged over degenerate modes) only at the
-irreducible points of the mesh, each weighted by its star.
+from the exact ``∂D/∂q``; the outer products are averaged over the point
+group (phono3py's ``gv_by_gv``), and Γ (averaged over degenerate modes) is
+needed only at the irreducible points, each weighted by its star. Isotope
+(Tamura) and boundary (Casimir, ``Γ_b = |v|/(4πL)``) scattering add to Γ by
+Matthiessen's rule, in the LBTE on the collision matrix's diagonal.
 
-**Isotope and boundary scattering** (``ConductivitySettings(isotopes=True,
-boundary_mfp_um=L)``): Tamura's mass-disorder linewidths (:mod:`.isotope`)
-and Casimir's ``Γ_b = |v|/(4πL)`` (:mod:`.kappa_modes`) are added to the
-three-phonon Γ by Matthiessen's rule, in the RTA and on the diagonal of the
-LBTE's collision matrix, as phono3py's ``--isotope`` and ``--boundary-mfp``.
+**Direct solution** of the linearised Boltzmann equation (:func:`kappa_lbte`):
+phono3py's reducible collision matrix over the whole mesh, solved by its
+pseudo-inverse; unlike the RTA it does not treat normal processes as resistive.
 
-**Direct solution** of the linearised Boltzmann equation (:func:`kappa_lbte`,
-``run(..., method="lbte")``): phono3py's reducible collision matrix over the
-whole mesh, from the same interaction strengths, solved by its pseudo-inverse;
-it equals phono3py's ``is_LBTE=True, is_reducible_collision_matrix=True`` to
-1e-13 and, unlike the RTA, does not treat normal processes as resistive.
-
-Eigenvectors are differentiated with a degeneracy-safe rule (derivative
-terms between modes closer than ``degeneracy_thz`` dropped), which gives the
-exact derivative of quantities invariant under rotations within degenerate
-subspaces — Γ (averaged) and heat capacities — and finite values elsewhere.
-
-Energy conservation is integrated by the linear tetrahedron method
-(:mod:`.tetrahedron`, phono3py's default) or with Gaussians (``sigma_thz``).
+Eigenvectors are differentiated with a degeneracy-safe rule (terms between
+modes closer than ``degeneracy_thz`` dropped): exact for quantities invariant
+within degenerate subspaces (averaged Γ, heat capacities), finite elsewhere.
 
 References:
-    A. Togo, L. Chaput and I. Tanaka, "Distributions of phonon lifetimes in
-    Brillouin zones", Phys. Rev. B 91, 094306 (2015); L. Chaput, Phys. Rev.
-    Lett. 110, 265506 (2013); phono3py 4.10 ``conductivity/kappa_solvers.py``,
-    ``conductivity/utils.py`` (units), read for the conventions.
+    A. Togo, L. Chaput and I. Tanaka, Phys. Rev. B 91, 094306 (2015);
+    L. Chaput, Phys. Rev. Lett. 110, 265506 (2013); phono3py 4.10
+    ``conductivity/kappa_solvers.py`` and ``conductivity/utils.py`` (units).
 
 Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
 
@@ -49,9 +36,6 @@ Example (the full workflow, as in ``notebooks/09_thermal_conductivity.ipynb``)::
     res = run(ph, fc3, [11, 11, 11], [300.0, 600.0])  # tetrahedron method
     res.kappa  # [T, 3, 3], W/(m K)
     lbte = run(ph, fc3, [11, 11, 11], [300.0], sigma_thz=0.1, method="lbte")
-    grid, trip = qmesh.mesh(ph.primitive, [5] * 3), interaction.triplets(fc3, ph.images)
-    res = kappa_rta(fc2, fc3, ph.masses, ph.images, ph.primitive, grid, trip,
-                    [300.0], ConductivitySettings(sigma_thz=0.2))  # jit, grad
 """
 
 import dataclasses
