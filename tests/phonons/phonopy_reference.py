@@ -11,8 +11,15 @@ A_SI = 5.431  # Å, Stillinger-Weber's lattice constant
 A_CU = 3.6  # Å, close to EMT's equilibrium
 
 
-def phonopy_object(atoms, supercell_matrix, primitive_matrix=None, masses=None):
-    """A ``phonopy.Phonopy`` for an ASE unit cell (masses default: phonopy's)."""
+def phonopy_object(
+    atoms, supercell_matrix, primitive_matrix=None, masses=None, is_symmetry=True
+):
+    """A ``phonopy.Phonopy`` for an ASE unit cell (masses default: phonopy's).
+
+    ``is_symmetry=False``: phonopy uses no crystal symmetry (every atom
+    displaced by ±d, no symmetrisation), as for a potential that does not
+    share the crystal's improper symmetries.
+    """
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
@@ -23,7 +30,10 @@ def phonopy_object(atoms, supercell_matrix, primitive_matrix=None, masses=None):
         masses=masses,
     )
     return Phonopy(
-        unit, supercell_matrix=supercell_matrix, primitive_matrix=primitive_matrix
+        unit,
+        supercell_matrix=supercell_matrix,
+        primitive_matrix=primitive_matrix,
+        is_symmetry=is_symmetry,
     )
 
 
