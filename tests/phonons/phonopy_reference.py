@@ -11,8 +11,15 @@ A_SI = 5.431  # Å, Stillinger-Weber's lattice constant
 A_CU = 3.6  # Å, close to EMT's equilibrium
 
 
-def phonopy_object(atoms, supercell_matrix, primitive_matrix=None, masses=None):
-    """A ``phonopy.Phonopy`` for an ASE unit cell (masses default: phonopy's)."""
+def phonopy_object(
+    atoms, supercell_matrix, primitive_matrix=None, masses=None, is_symmetry=True
+):
+    """A ``phonopy.Phonopy`` for an ASE unit cell (masses default: phonopy's).
+
+    ``is_symmetry=False``: phonopy uses no crystal symmetry (every atom
+    displaced by ±d, no symmetrisation), as for a potential that does not
+    share the crystal's improper symmetries.
+    """
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
@@ -23,7 +30,10 @@ def phonopy_object(atoms, supercell_matrix, primitive_matrix=None, masses=None):
         masses=masses,
     )
     return Phonopy(
-        unit, supercell_matrix=supercell_matrix, primitive_matrix=primitive_matrix
+        unit,
+        supercell_matrix=supercell_matrix,
+        primitive_matrix=primitive_matrix,
+        is_symmetry=is_symmetry,
     )
 
 
@@ -67,3 +77,40 @@ def structure_of(phonopy_atoms):
 def graph_for(pot, s):
     """A neighbor graph for ``s`` at the potential's cutoff, checked."""
     return neighbors.check(neighbors.allocate(s, pot.cutoff))
+
+
+def finite_strain_elastic_constants(
+    atoms, calculator, relax_ions, columns=range(6), strain=1e-3, fmax=1e-7
+):
+    """``[6, 6]`` ∂σ/∂η by central differences of the stress (GPa).
+
+    Voigt strain ``η = ±strain`` (engineering shear) on one column at a time,
+    ASE's stress from ``calculator``; with ``relax_ions`` the atoms are relaxed
+    at each strain by ASE's BFGS to ``fmax`` eV/Å (at most 200 steps).
+    Columns not asked for are zero.
+    """
+    from ase.optimize import BFGS
+
+    from mldiff.units import eV_per_A3_to_GPa
+
+    c = np.zeros((6, 6))
+    for j in columns:
+        sig = []
+        for sign in (1, -1):
+            eta = np.zeros(6)
+            eta[j] = sign * strain
+            e = np.array(
+                [
+                    [eta[0], eta[5] / 2, eta[4] / 2],
+                    [eta[5] / 2, eta[1], eta[3] / 2],
+                    [eta[4] / 2, eta[3] / 2, eta[2]],
+                ]
+            )
+            a = atoms.copy()
+            a.set_cell(np.asarray(atoms.cell) @ (np.eye(3) + e), scale_atoms=True)
+            a.calc = calculator
+            if relax_ions:
+                BFGS(a, logfile=None).run(fmax=fmax, steps=200)
+            sig.append(a.get_stress())  # Voigt xx yy zz yz xz xy, eV/Å³
+        c[:, j] = (sig[0] - sig[1]) / (2 * strain) * eV_per_A3_to_GPa
+    return c

@@ -11,14 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase.build import bulk
-from phonopy_reference import A_SI
+from phonopy_reference import A_SI, finite_strain_elastic_constants
 
 from mldiff import phonons
 from mldiff.errors import PrecisionError, StructureError
 from mldiff.phonons import elastic
 from mldiff.structure import Structure
 
-STRAIN = 1e-3
 DIRECTIONS = [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
 
 
@@ -36,35 +35,6 @@ def cu_equilibrium():
     return bulk("Cu", "fcc", a=brentq(pressure, 3.5, 3.7, xtol=1e-13))
 
 
-def _stress_strain(atoms, calc, relax_ions, columns=range(6)):
-    """``[6, 6]`` ∂σ/∂η by central differences (GPa), ions relaxed if asked."""
-    from ase.optimize import BFGS
-
-    from mldiff.units import eV_per_A3_to_GPa
-
-    c = np.zeros((6, 6))
-    for j in columns:
-        sig = []
-        for sign in (1, -1):
-            eta = np.zeros(6)
-            eta[j] = sign * STRAIN
-            e = np.array(
-                [
-                    [eta[0], eta[5] / 2, eta[4] / 2],
-                    [eta[5] / 2, eta[1], eta[3] / 2],
-                    [eta[4] / 2, eta[3] / 2, eta[2]],
-                ]
-            )
-            a = atoms.copy()
-            a.set_cell(np.asarray(atoms.cell) @ (np.eye(3) + e), scale_atoms=True)
-            a.calc = calc
-            if relax_ions:
-                BFGS(a, logfile=None).run(fmax=1e-7, steps=200)
-            sig.append(a.get_stress())  # Voigt xx yy zz yz xz xy, eV/Å³
-        c[:, j] = (sig[0] - sig[1]) / (2 * STRAIN) * eV_per_A3_to_GPa
-    return c
-
-
 def test_cu_emt_equals_finite_strain_stress_strain_fit(cu_emt, cu_equilibrium):
     # reference: central differences (η = ±1e-3) of ASE EMT's analytic stress;
     # one atom per cell, so there are no ions to relax; 0.5 % (issue 5)
@@ -72,7 +42,7 @@ def test_cu_emt_equals_finite_strain_stress_strain_fit(cu_emt, cu_equilibrium):
 
     pot, params, _ = cu_emt
     ec = elastic.run(pot, params, Structure.from_ase(cu_equilibrium))
-    ref = _stress_strain(cu_equilibrium, EMT(), relax_ions=False)
+    ref = finite_strain_elastic_constants(cu_equilibrium, EMT(), relax_ions=False)
     np.testing.assert_allclose(ec.relaxed_ion_gpa, ref, rtol=5e-3, atol=0.05)
     np.testing.assert_allclose(ec.clamped_ion_gpa, ec.relaxed_ion_gpa, atol=1e-9)
     assert np.max(np.abs(ec.stress_gpa)) < 1e-8
@@ -87,8 +57,12 @@ def test_si_sw_relaxed_ion_c44_matches_relaxed_finite_strain(si_sw):
     pot, params, _ = si_sw
     prim = bulk("Si", "diamond", a=A_SI)
     ec = elastic.run(pot, params, Structure.from_ase(prim))
-    relaxed = _stress_strain(prim, Calculator("sw"), relax_ions=True, columns=[0, 3])
-    clamped = _stress_strain(prim, Calculator("sw"), relax_ions=False, columns=[3])
+    relaxed = finite_strain_elastic_constants(
+        prim, Calculator("sw"), relax_ions=True, columns=[0, 3]
+    )
+    clamped = finite_strain_elastic_constants(
+        prim, Calculator("sw"), relax_ions=False, columns=[3]
+    )
     c, c0 = np.asarray(ec.relaxed_ion_gpa), np.asarray(ec.clamped_ion_gpa)
     np.testing.assert_allclose(c[:, [0, 3]], relaxed[:, [0, 3]], rtol=5e-3, atol=0.05)
     np.testing.assert_allclose(c0[:, 3], clamped[:, 3], rtol=5e-3, atol=0.05)

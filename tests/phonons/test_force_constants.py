@@ -80,6 +80,9 @@ def test_site_symmetry_uses_few_rotations_and_valid_operations():
     s = Structure.from_ase(bulk("Si", "diamond", a=A_SI, cubic=True).repeat(2))
     sym = fcm.site_symmetry(s)
     assert len(np.unique(np.round(sym.rotations, 8), axis=0)) == 2
+    # both are proper (det +1): Fd-3m reaches each sublattice by a proper
+    # operation too, and a model without parity (SevenNet-0) obeys only those
+    np.testing.assert_allclose(np.linalg.det(sym.rotations), 1.0, atol=1e-10)
     rep = np.asarray(sym.independent)[np.asarray(sym.of)]
     cell = np.asarray(s.cell)
     pos = np.asarray(s.positions)

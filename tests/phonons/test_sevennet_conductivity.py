@@ -4,8 +4,8 @@ Reference: phono3py's fc2 and fc3 from finite displacements of 0.01 Å, with
 forces from the same model through ``mldiff.ase.Calculator("sevennet-0")`` in
 float64 (equal to sevenn's calculator to float32 rounding:
 ``tests/potentials/test_sevennet.py``), then its RTA and LBTE κ; ours are the
-autodiff fc2/fc3 on the same supercell, mesh and smearing. Measured: RTA 100.37
-against 100.29 W/(m·K), LBTE 117.52 against 117.61.
+autodiff fc2/fc3 on the same supercell, mesh and smearing. Measured: RTA 100.31
+against 100.29 W/(m·K), LBTE 117.48 against 117.61.
 
 Why not sevenn's own float32 forces: fc3 by differences of forces over
 0.01 Å steps needs more than float32's digits (κ came out 21 W/(m·K)); and

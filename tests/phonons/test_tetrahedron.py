@@ -107,7 +107,7 @@ def si_tetra(si_sw):
     """Si-SW, 8-atom cubic cell as supercell of the 2-atom primitive: our κ."""
     pot, _, atoms = si_sw
     ph = phonons.run(
-        Structure.from_ase(atoms), pot, None, [1, 1, 1], primitive_matrix=FCC_PRIMITIVE
+        pot, None, Structure.from_ase(atoms), [1, 1, 1], primitive_matrix=FCC_PRIMITIVE
     )
     fc3 = np.asarray(
         third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
@@ -238,7 +238,7 @@ def test_issue_system_tetrahedron_kappa_within_1_percent_of_phono3py():
     atoms, pot = bulk("Si", "diamond", a=A_SI, cubic=True), potentials.get("sw")
     sc = [2, 2, 2]
     ph = phonons.run(
-        Structure.from_ase(atoms), pot, None, sc, primitive_matrix=FCC_PRIMITIVE
+        pot, None, Structure.from_ase(atoms), sc, primitive_matrix=FCC_PRIMITIVE
     )
     fc3 = np.asarray(
         third_order.third_order(pot, pot.init(None, ph.supercell), ph.supercell)
@@ -263,7 +263,7 @@ def test_issue_system_tetrahedron_kappa_within_1_percent_of_phono3py():
 def test_gradient_of_tetrahedron_kappa_wrt_sw_lambda_equals_finite_difference():
     si = Structure.from_ase(bulk("Si", "diamond", a=A_SI))
     pot = potentials.get("sw")
-    ph0 = phonons.run(si, pot, None, [2, 2, 2])
+    ph0 = phonons.run(pot, None, si, [2, 2, 2])
     p0 = pot.init(None, ph0.supercell)
     grid = qmesh.mesh(ph0.primitive, [4, 4, 4])
     trip = interaction.triplets(
@@ -272,7 +272,7 @@ def test_gradient_of_tetrahedron_kappa_wrt_sw_lambda_equals_finite_difference():
 
     def kappa(lam):
         p = dict(p0, lambda_=lam)
-        ph = phonons.run(si, pot, p, [2, 2, 2])
+        ph = phonons.run(pot, p, si, [2, 2, 2])
         fc3 = third_order.third_order(pot, p, ph.supercell)
         r = conductivity.kappa_rta(
             ph.force_constants,
