@@ -201,7 +201,7 @@ def mesh_linewidths(
     grid: qmesh.Mesh,
     modes,
     variances,
-    sigma_thz: float,
+    sigma_thz: float | None,
     cutoff_thz: float,
     degeneracy_thz: float = velocities.DEFAULT_DEGENERACY_THZ,
 ):
@@ -214,7 +214,9 @@ def mesh_linewidths(
         variances: ``[p]`` mass variances ``g_κ`` of the primitive atoms
             (:func:`mass_variances` for natural abundances), or None for no
             isotope scattering (zeros).
-        sigma_thz: Gaussian smearing width, THz.
+        sigma_thz: Gaussian smearing width, THz (None only without isotopes:
+            :func:`~mldiff.phonons.conductivity.run` refuses the tetrahedron
+            method with isotopes).
         cutoff_thz: partner modes at or below it are left out, THz.
         degeneracy_thz: frequency tolerance for degenerate modes, THz.
 
