@@ -614,6 +614,28 @@ def test_isotopes_without_a_smearing_width_are_refused_before_any_work(
         files,
         ["conductivity", files / "cu.extxyz", "--isotopes", "--out", tmp_path / "k"],
         "Gaussian smearing",
-        "--sigma",
+        "--sigma-thz",
     )
     assert "isotope" in err
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--integration", "gaussian"], ("needs a width", "--sigma-thz")),
+        (["--integration", "tetrahedron", "--sigma-thz", "0.1"], ("drop it",)),
+    ],
+)
+def test_integration_and_smearing_width_must_agree(
+    files, capsys, tmp_path, extra, words
+):
+    from mldiff import phonons
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(phonons, "run", _never)
+        refuse(
+            capsys,
+            files,
+            ["conductivity", files / "cu.extxyz", *extra, "--out", tmp_path / "k"],
+            *words,
+        )

@@ -66,10 +66,19 @@ def register(sub) -> None:
         help="temperatures, K (> 0)",
     )
     p.add_argument(
+        "--integration",
+        choices=["tetrahedron", "gaussian"],
+        default=None,
+        help="delta functions of energy conservation: the linear tetrahedron "
+        "method (default, as phono3py) or Gaussians of width --sigma-thz",
+    )
+    p.add_argument(
+        "--sigma-thz",
         "--sigma",
+        dest="sigma",
         type=_common.positive_float,
         default=None,
-        help="Gaussian smearing, THz (default: the linear tetrahedron method)",
+        help="Gaussian smearing width, THz (implies --integration gaussian)",
     )
     p.add_argument(
         "--method",
@@ -120,11 +129,17 @@ def run(args) -> int:
     temps = np.asarray(args.temperatures, np.float64)
     if np.any(temps <= 0):
         raise ConfigError(f"--temperatures must all be > 0 K, got {temps.tolist()}")
+    if args.integration == "gaussian" and args.sigma is None:
+        raise ConfigError("--integration gaussian needs a width: add --sigma-thz 0.1")
+    if args.integration == "tetrahedron" and args.sigma is not None:
+        raise ConfigError(
+            "--sigma-thz is the Gaussian width: drop it for --integration tetrahedron"
+        )
     s = read_structure(args.structure)
     if (args.isotopes or args.mass_variances is not None) and args.sigma is None:
         raise ConfigError(
             "isotope scattering is computed with Gaussian smearing only: add "
-            "--sigma 0.1 (THz) to --isotopes / --mass-variances"
+            "--sigma-thz 0.1 to --isotopes / --mass-variances"
         )
     potential, params = potential_and_params(args.potential, s)
     phonons.check_supercell(s, args.supercell, potential.cutoff)
