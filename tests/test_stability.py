@@ -313,7 +313,7 @@ def test_recalibration_is_a_function_of_the_training_table_only():
     )
     a = predict_stability(train, ["Li2O2", "KO2"], config=config)
     b = predict_stability(train, ["NaO2", "Fe3O4", "CuO"], config=config)
-    assert a.attrs["calibration"] == b.attrs["calibration"]
+    assert a.attrs["calibration"] == b.attrs["calibration"] != (1.0, 0.0)
     f = train["formula"].to_numpy()
     e = train["formation_energy_ev_per_atom"].to_numpy()
     u = train["uncertainty_ev_per_atom"].to_numpy()
@@ -322,3 +322,13 @@ def test_recalibration_is_a_function_of_the_training_table_only():
     np.testing.assert_allclose(
         a["p_stable"], platt(a["p_stable_uncalibrated"], *a.attrs["calibration"])
     )
+
+
+def test_too_small_a_table_is_left_uncalibrated_with_a_warning():
+    train = {"formula": ["LiF", "NaF", "LiCl", "NaCl"]}
+    train["formation_energy_ev_per_atom"] = [-3.2, -2.98, -2.11, -2.13]
+    config = StabilityConfig(ard=False, n_restarts=0, max_steps=20, n_samples=64)
+    with pytest.warns(UserWarning, match="no recalibration"):
+        out = predict_stability(train, ["KF"], config=config)
+    assert out.attrs["calibration"] == (1.0, 0.0)
+    np.testing.assert_array_equal(out["p_stable"], out["p_stable_uncalibrated"])

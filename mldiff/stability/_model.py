@@ -1,6 +1,7 @@
 """The formation-energy GP and the calibrated stability predictor built on it."""
 
 import dataclasses
+import warnings
 from collections.abc import Iterable, Sequence
 
 import jax
@@ -245,8 +246,6 @@ def fit_formation_energy(
 
 def _e_above_hull(formulas: np.ndarray, energies: np.ndarray) -> np.ndarray:
     """``[n]`` energy of each compound above the hull of all of them, eV/atom."""
-    import warnings
-
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
 
@@ -318,19 +317,24 @@ def calibrate(
         config: folds, samples, seed.
 
     Returns:
-        ``(a, b)`` of ``P' = σ(a · logit(P) + b)``; ``(1, 0)`` without folds.
+        ``(a, b)`` of ``P' = σ(a · logit(P) + b)``; ``(1, 0)`` (no change)
+        without folds, or with a warning when the table has fewer than two
+        compounds per fold or only one outcome (all stable, say).
     """
     if config.calibration_folds == 0:
         return 1.0, 0.0
     formulas = np.asarray([str(f) for f in formulas], dtype=object)
     energies = np.asarray(energies, dtype=np.float64)
     n = len(formulas)
-    if n < 2 * config.calibration_folds:
-        raise StabilityError(
-            f"{n} training compounds for {config.calibration_folds} calibration "
-            "folds; give at least two per fold or set calibration_folds=0"
-        )
     labels = (_e_above_hull(formulas, energies) < delta).astype(np.float64)
+    if n < 2 * config.calibration_folds or labels.min() == labels.max():
+        warnings.warn(
+            f"no recalibration: {n} training compounds ({int(labels.sum())} within "
+            f"δ of their hull) are too few for {config.calibration_folds} folds "
+            "with both outcomes; P(E_hull < δ) is left uncalibrated",
+            stacklevel=2,
+        )
+        return 1.0, 0.0
     rng = np.random.default_rng(config.seed)
     folds = np.array_split(rng.permutation(n), config.calibration_folds)
     keys = jax.random.split(jax.random.key(config.seed), len(folds))
@@ -445,7 +449,7 @@ def predict_stability(
             "hull_energy": h,
             "e_hull_mean": mean - h,
             "p_stable_uncalibrated": p,
-            "p_stable": _calibration.platt(p, a, b),
+            "p_stable": p if (a, b) == (1.0, 0.0) else _calibration.platt(p, a, b),
         }
     )
     out.attrs["calibration"] = (a, b)
