@@ -1,28 +1,37 @@
 """Formation enthalpies and stability: the two "done when" evaluations in one run.
 
 (a) Regression, split by chemical system (seeded ~80/20, whole systems on one
-    side): mldiff's GP on standardised composition descriptors vs
-    scikit-learn's ``GaussianProcessRegressor`` on the same descriptors with a
-    comparable kernel (``C · Matérn-5/2 + White``, ``normalize_y=True``, the
-    experimental uncertainties as ``alpha``). Reported: test MAE, 95 %
-    interval coverage, mean negative log predictive density (NLPD), fit time.
+    side): mldiff's GP (:func:`mldiff.stability.fit_formation_energy`, ARD by
+    default) vs scikit-learn's ARD GP on the same standardised descriptors
+    (``ConstantKernel · RBF`` with one length scale per descriptor ``+
+    WhiteKernel``, ``normalize_y=True``, the experimental uncertainties as
+    ``alpha``). Reported: test MAE, 95 % interval coverage, mean negative log
+    predictive density (NLPD), fit time (both on this machine, same run).
 
 (b) Stability, split by compound (seeded 80/20, so competing phases exist).
     Truth: each test compound's energy above the hull of *all* experimental
     compounds (train and test) and the elements, from pymatgen's
     ``PhaseDiagram.get_e_above_hull``; stable means ``< δ = 0.05 eV/atom``.
-    Prediction: ``P(E_hull < δ)`` from mldiff's GP trained on the training
-    compounds, with only those as known phases, vs a baseline that uses the GP
-    mean alone (probability 1 if ``μ - h < δ`` else 0). Reported: ROC-AUC,
-    Brier score, reliability-diagram bins, number of unstable test compounds;
-    a constant base rate (share of training compounds within δ of the training
-    hull) is reported too, since most known compounds are stable.
+    Predictors, all from the GP trained on the training compounds, with only
+    those as known phases:
 
-Run by hand (2 CPU cores: a few minutes)::
+    - ``mldiff``: :func:`mldiff.stability.predict_stability`'s probability:
+      test compounds sampled jointly (full covariance) and competing on the
+      hull, then Platt-recalibrated by cross-validation inside the training
+      set (the test set never enters the calibration);
+    - ``joint_raw``: the same before recalibration;
+    - ``independent``: ``Φ((h + δ - μ)/σ)`` against the training hull only;
+    - ``mean_only``: 1 if ``μ - h < δ`` else 0;
+    - ``base_rate``: the share of training compounds within δ of the
+      training hull, for every test compound.
 
-    python benchmarks/eval_formation_enthalpies.py [--seed 0] [--out DIR]
+    Reported: ROC-AUC, Brier score, reliability bins, unstable test compounds.
 
-``--out DIR`` writes ``results.json`` and ``reliability.png``.
+Run by hand (2 CPU cores: minutes per seed, most of it scikit-learn's ARD)::
+
+    python benchmarks/eval_formation_enthalpies.py [--seeds 0 1 2] [--out DIR]
+
+``--out DIR`` writes ``results.json`` and ``reliability_seed<S>.png``.
 """
 
 import argparse
@@ -60,20 +69,19 @@ def regression_scores(y, mean, std):
     }
 
 
-def sklearn_gp(x_train, y_train, noise, x_test, seed, n_restarts):
-    """scikit-learn's GP with C·Matérn(5/2)+White on the same inputs."""
+def sklearn_ard_gp(x_train, y_train, noise, x_test, seed):
+    """scikit-learn's ARD GP: C·RBF(one ℓ per descriptor) + White, normalize_y."""
     from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
     d = x_train.shape[1]
-    kernel = ConstantKernel(1.0) * Matern(
-        length_scale=np.sqrt(d), nu=2.5
-    ) + WhiteKernel(0.05)
+    kernel = ConstantKernel(1.0) * RBF(length_scale=np.full(d, np.sqrt(d))) + (
+        WhiteKernel(0.05)
+    )
     model = GaussianProcessRegressor(
         kernel,
         alpha=noise / np.var(y_train) + 1e-10,  # alpha acts on standardised y
         normalize_y=True,
-        n_restarts_optimizer=n_restarts,
         random_state=seed,
     )
     with warnings.catch_warnings():
@@ -83,7 +91,7 @@ def sklearn_gp(x_train, y_train, noise, x_test, seed, n_restarts):
     return mean, std, model
 
 
-def evaluate_regression(table, seed, config):
+def evaluate_regression(table, seed, config, with_sklearn=True):
     """Evaluation (a)."""
     train, test = split_by_chemical_system(table["chemical_system"], 0.2, seed=seed)
     f = table["formula"].to_numpy()
@@ -95,27 +103,35 @@ def evaluate_regression(table, seed, config):
     )
     mean, std = predict(f[test])
     t_ours = time.perf_counter() - t0
-
-    x = descriptors.composition_features(f)
-    center, scale = x[train].mean(0), x[train].std(0)
-    scale = np.where(scale > 0, scale, 1.0)
-    xs = (x - center) / scale
-    noise = np.where(np.isfinite(u[train]), u[train], 0.0) ** 2
-    t0 = time.perf_counter()
-    sk_mean, sk_std, sk_model = sklearn_gp(
-        xs[train], y[train], noise, xs[test], seed, config.n_restarts
-    )
-    t_sk = time.perf_counter() - t0
     out = {
+        "seed": seed,
         "n_train": int(train.size),
         "n_test": int(test.size),
         "n_test_systems": int(table["chemical_system"].iloc[test].nunique()),
         "mldiff": {**regression_scores(y[test], mean, std), "fit_s": t_ours},
-        "sklearn": {**regression_scores(y[test], sk_mean, sk_std), "fit_s": t_sk},
-        "mldiff_kernel": str(predict.gp.kernel_),
-        "sklearn_kernel": str(sk_model.kernel_),
+        "mldiff_log_marginal_likelihood": predict.gp.log_marginal_likelihood(),
     }
-    return out, (y[test], mean, std)
+    if with_sklearn:
+        x = descriptors.composition_features(f)
+        center, scale = x[train].mean(0), x[train].std(0)
+        scale = np.where(scale > 0, scale, 1.0)
+        xs = np.asarray((x - center) / scale)
+        noise = np.where(np.isfinite(u[train]), u[train], 0.0) ** 2
+        t0 = time.perf_counter()
+        sk_mean, sk_std, sk_model = sklearn_ard_gp(
+            xs[train], y[train], noise, xs[test], seed
+        )
+        t_sk = time.perf_counter() - t0
+        out["sklearn_ard"] = {
+            **regression_scores(y[test], sk_mean, sk_std),
+            "fit_s": t_sk,
+        }
+        # sklearn's LML is that of the standardised targets; in y's unit:
+        out["sklearn_log_marginal_likelihood"] = float(
+            sk_model.log_marginal_likelihood_value_
+            - train.size * np.log(y[train].std())
+        )
+    return out
 
 
 def e_above_hull_all(formulas, energies, targets):
@@ -175,14 +191,30 @@ def evaluate_stability(table, seed, config):
     predict = stability.fit_formation_energy(
         f[train], y[train], u[train], config=config
     )
-    mean, std = predict(f[test])
-    h = stability.hull_energies(f[train], y[train], f[test])
-    p_gp = np.asarray(stability.probability_stable(mean, std, h, DELTA))
+    a, b = stability.calibrate(predict, f[train], y[train], DELTA, config=config)
+    dec = stability.hull_decompositions(
+        f[train], y[train], f[test], candidates_compete=config.candidates_compete
+    )
+    mean, cov = predict(f[test], full_cov=True)
+    p_joint = np.asarray(
+        stability.probability_stable_joint(
+            mean,
+            cov,
+            dec,
+            DELTA,
+            key=jax.random.key(seed + 1),
+            n_samples=config.n_samples,
+        )
+    )
+    p_ours = stability.platt(p_joint, a, b)
+    elapsed = time.perf_counter() - t0
+    h = dec.known_hull_ev_per_atom
+    std = np.sqrt(np.diag(cov))
+    p_indep = np.asarray(stability.probability_stable(mean, std, h, DELTA))
     p_mean = np.asarray(stability.probability_stable(mean, 0.0, h, DELTA))
     # base rate: share of training compounds within δ of the training hull
     h_train = stability.hull_energies(f[train], y[train], f[train])
     p_base = np.full(test.size, np.mean(y[train] - h_train < DELTA))
-    elapsed = time.perf_counter() - t0
 
     def scores(p):
         return {
@@ -191,89 +223,121 @@ def evaluate_stability(table, seed, config):
             "reliability": reliability(labels, p),
         }
 
-    return {
+    probs = {
+        "mldiff": p_ours,
+        "joint_raw": p_joint,
+        "independent": p_indep,
+        "mean_only": p_mean,
+    }
+    out = {
+        "seed": seed,
         "n_train": int(train.size),
         "n_test": int(test.size),
         "n_test_unstable": int((labels == 0).sum()),
-        "gp_probability": scores(p_gp),
-        "mean_only": scores(p_mean),
+        "test_mae_ev_per_atom": float(np.mean(np.abs(mean - y[test]))),
+        "platt_a_b": [a, b],
+        **{name: scores(p) for name, p in probs.items()},
         "base_rate": {k: v for k, v in scores(p_base).items() if k != "reliability"},
         "seconds": elapsed,
-    }, (labels, p_gp, p_mean)
+    }
+    return out, (labels, probs)
 
 
 def main(argv=None):
-    """Run both evaluations, print tables, optionally write results and a plot."""
+    """Run both evaluations per seed, print tables, optionally write results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kernel", default="matern")
-    parser.add_argument("--ard", action="store_true")
-    parser.add_argument("--restarts", type=int, default=0, help="optimiser restarts")
-    parser.add_argument("--out", help="directory for results.json, reliability.png")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--kernel", default="rbf")
+    parser.add_argument("--no-ard", action="store_true")
+    parser.add_argument("--restarts", type=int, default=1, help="optimiser restarts")
+    parser.add_argument("--folds", type=int, default=5, help="calibration folds")
+    parser.add_argument("--skip-sklearn", action="store_true")
+    parser.add_argument(
+        "--only", choices=("regression", "stability"), help="run one evaluation"
+    )
+    parser.add_argument("--out", help="directory for results.json and plots")
     args = parser.parse_args(argv)
     print(
         "# python "
         + " ".join(["benchmarks/eval_formation_enthalpies.py", *sys.argv[1:]])
     )
     print(f"# jax {jax.__version__}, device {jax.devices()[0].device_kind}")
-    config = stability.StabilityConfig(
-        kernel=args.kernel, ard=args.ard, n_restarts=args.restarts, seed=args.seed
-    )
     table = experimental_formation_enthalpies()
-
-    reg, _ = evaluate_regression(table, args.seed, config)
-    print(
-        f"\n(a) GP on composition descriptors, split by chemical system "
-        f"(train {reg['n_train']}, test {reg['n_test']} in "
-        f"{reg['n_test_systems']} unseen systems)"
-    )
-    print(
-        f"{'model':10s} {'MAE eV/at':>10s} {'cover95':>8s} {'NLPD':>8s} {'fit s':>7s}"
-    )
-    for name in ("mldiff", "sklearn"):
-        r = reg[name]
-        print(
-            f"{name:10s} {r['mae_ev_per_atom']:10.4f} {r['coverage_95']:8.3f} "
-            f"{r['nlpd']:8.3f} {r['fit_s']:7.1f}"
+    results = []
+    for seed in args.seeds:
+        config = stability.StabilityConfig(
+            kernel=args.kernel,
+            ard=not args.no_ard,
+            n_restarts=args.restarts,
+            seed=seed,
+            calibration_folds=args.folds,
         )
-    print(f"mldiff kernel: {reg['mldiff_kernel']}")
-    print(f"sklearn kernel: {reg['sklearn_kernel']}")
-
-    stab, (labels, p_gp, p_mean) = evaluate_stability(table, args.seed, config)
-    print(
-        f"\n(b) P(E_hull < {DELTA} eV/atom), split by compound (train "
-        f"{stab['n_train']}, test {stab['n_test']}, unstable test compounds "
-        f"{stab['n_test_unstable']})"
-    )
-    print(f"{'predictor':14s} {'ROC-AUC':>8s} {'Brier':>8s}")
-    for name in ("gp_probability", "mean_only", "base_rate"):
-        r = stab[name]
-        print(f"{name:14s} {r['roc_auc']:8.3f} {r['brier']:8.4f}")
-    for name in ("gp_probability", "mean_only"):
-        print(f"reliability bins, {name}: [lo, hi) n  mean-p  observed")
-        for lo, hi, n, mp, ob in stab[name]["reliability"]:
-            print(f"  [{lo:.1f}, {hi:.1f}) {n:5d} {mp:7.3f} {ob:9.3f}")
-
+        result = {"seed": seed}
+        if args.only != "stability":
+            reg = evaluate_regression(table, seed, config, not args.skip_sklearn)
+            result["regression"] = reg
+            print(
+                f"\n(a) seed {seed}: split by chemical system (train "
+                f"{reg['n_train']}, test {reg['n_test']} in "
+                f"{reg['n_test_systems']} unseen systems)"
+            )
+            print(
+                f"{'model':12s} {'MAE eV/at':>10s} {'cover95':>8s} {'NLPD':>8s} "
+                f"{'fit s':>7s}"
+            )
+            for name in ("mldiff", "sklearn_ard"):
+                if name in reg:
+                    r = reg[name]
+                    print(
+                        f"{name:12s} {r['mae_ev_per_atom']:10.4f} "
+                        f"{r['coverage_95']:8.3f} {r['nlpd']:8.3f} {r['fit_s']:7.1f}"
+                    )
+            print(json.dumps({"case": "regression", **reg}))
+        if args.only != "regression":
+            stab, (labels, probs) = evaluate_stability(table, seed, config)
+            result["stability"] = stab
+            print(
+                f"\n(b) seed {seed}: P(E_hull < {DELTA} eV/atom), split by compound "
+                f"(train {stab['n_train']}, test {stab['n_test']}, unstable test "
+                f"compounds {stab['n_test_unstable']}; {stab['seconds']:.0f} s)"
+            )
+            print(f"{'predictor':12s} {'ROC-AUC':>8s} {'Brier':>8s}")
+            for name in ("mldiff", "joint_raw", "independent", "mean_only"):
+                r = stab[name]
+                print(f"{name:12s} {r['roc_auc']:8.3f} {r['brier']:8.4f}")
+            print(f"{'base_rate':12s} {'':8s} {stab['base_rate']['brier']:8.4f}")
+            print("reliability bins, mldiff: [lo, hi) n  mean-p  observed")
+            for lo, hi, n, mp, ob in stab["mldiff"]["reliability"]:
+                print(f"  [{lo:.1f}, {hi:.1f}) {n:5d} {mp:7.3f} {ob:9.3f}")
+            print(json.dumps({"case": "stability", **stab}))
+            if args.out:
+                _plot(args.out, seed, labels, probs)
+        results.append(result)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.json"), "w") as fh:
-            json.dump({"regression": reg, "stability": stab}, fh, indent=1)
-        import matplotlib
+            json.dump(results, fh, indent=1)
+        print(f"\nwrote {args.out}/results.json")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.plot([0, 1], [0, 1], "k:", lw=1)
-        for name, p in (("GP probability", p_gp), ("GP mean only", p_mean)):
-            rows = [r for r in reliability(labels, p, 10) if r[2] > 0]
-            ax.plot([r[3] for r in rows], [r[4] for r in rows], "o-", label=name)
-        ax.set_xlabel("predicted P(E_hull < 0.05 eV/atom)")
-        ax.set_ylabel("observed fraction stable")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(os.path.join(args.out, "reliability.png"), dpi=120)
-        print(f"\nwrote {args.out}/results.json and reliability.png")
+def _plot(out, seed, labels, probs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    for name in ("mldiff", "independent"):
+        rows = [r for r in reliability(labels, probs[name], 10) if r[2] > 0]
+        ax.plot([r[3] for r in rows], [r[4] for r in rows], "o-", label=name)
+    ax.set_xlabel("predicted P(E_hull < 0.05 eV/atom)")
+    ax.set_ylabel("observed fraction stable")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, f"reliability_seed{seed}.png"), dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

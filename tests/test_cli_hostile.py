@@ -505,9 +505,9 @@ def test_recommend_checks_target_columns_before_fitting(capsys, tmp_path, monkey
 def test_stability_checks_candidate_formulas_before_fitting(
     capsys, tmp_path, monkeypatch
 ):
-    import mldiff.stability as stability
+    from mldiff.stability import _model
 
-    monkeypatch.setattr(stability, "fit_formation_energy", _never)
+    monkeypatch.setattr(_model, "fit_formation_energy", _never)
     (tmp_path / "t.csv").write_text(
         "formula,formation_energy_ev_per_atom\nLiF,-3.2\nNaCl,-2.1\n"
     )

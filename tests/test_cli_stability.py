@@ -41,7 +41,9 @@ def test_cli_writes_probabilities_consistent_with_the_hull(files, capsys):
     out = d / "out.csv"
     argv = ["stability", "--train", str(d / "train.csv"), "--candidates"]
     argv += [str(d / "cand.csv"), "--delta", "0.05", "--out", str(out)]
-    argv += ["--restarts", "0"]
+    # no recalibration, so P is the Monte-Carlo estimate of Φ (the candidates
+    # lie in different systems and do not compete)
+    argv += ["--restarts", "0", "--calibration-folds", "0", "--samples", "20000"]
     assert main(argv) == 0
     assert "Li2O2" in capsys.readouterr().out
     res = pd.read_csv(out)
@@ -74,11 +76,12 @@ def test_cli_writes_probabilities_consistent_with_the_hull(files, capsys):
                 allow_negative=True,
             )
         np.testing.assert_allclose(r["e_hull_mean"], ref, atol=1e-5)
-        # reference: scipy's normal CDF of (δ - E_hull) / σ
+        # reference: scipy's normal CDF of (δ - E_hull) / σ, up to the
+        # Monte-Carlo error sqrt(P(1-P)/20000) <= 0.0035
         p_ref = scipy.stats.norm.cdf(
             (0.05 - r["e_hull_mean"]) / r["formation_energy_std"]
         )
-        np.testing.assert_allclose(r["p_stable"], p_ref, atol=1e-5)
+        np.testing.assert_allclose(r["p_stable"], p_ref, atol=0.015)
         assert 0 < r["formation_energy_std"] < 1.0
     # CuCl is absent from the training systems (no Cu-Cl phase): hull = elements
     cucl = res[res["formula"] == "CuCl"].iloc[0]

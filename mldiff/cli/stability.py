@@ -5,7 +5,9 @@ Fits a GP of formation energy per atom on composition descriptors to TRAIN
 ``uncertainty_ev_per_atom``), uses the training compounds as the competing
 phases, and writes for every candidate (a ``formula`` column)
 ``formula,formation_energy_mean,formation_energy_std,e_hull_mean,p_stable``
-with ``p_stable = P(E_hull < δ)`` (:func:`mldiff.stability.predict_stability`).
+with ``p_stable = P(E_hull < δ)`` (:func:`mldiff.stability.predict_stability`:
+ARD GP, candidates sampled jointly and competing with each other, Platt
+recalibration by cross-validation inside TRAIN).
 """
 
 import os
@@ -48,6 +50,21 @@ def register(sub) -> None:
         default=1,
         help="GP optimiser restarts",
     )
+    p.add_argument(
+        "--no-ard", action="store_true", help="one length scale for all descriptors"
+    )
+    p.add_argument(
+        "--samples",
+        type=_common.positive_int,
+        default=2048,
+        help="joint Monte-Carlo samples of the candidates' energies",
+    )
+    p.add_argument(
+        "--calibration-folds",
+        type=_common.nonnegative_int,
+        default=5,
+        help="cross-validation folds inside TRAIN for the recalibration (0: off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -77,7 +94,12 @@ def run(args) -> int:
         f"delta = {args.delta} eV/atom"
     )
     config = StabilityConfig(
-        kernel=args.kernel, n_restarts=args.restarts, seed=args.seed
+        kernel=args.kernel,
+        ard=not args.no_ard,
+        n_restarts=args.restarts,
+        seed=args.seed,
+        n_samples=args.samples,
+        calibration_folds=args.calibration_folds,
     )
     result = predict_stability(
         train, candidates, args.delta, config=config, progress=None

@@ -70,6 +70,7 @@ __all__ = [
     "white",
     "add",
     "multiply",
+    "bounded",
     "to_natural",
     "to_unconstrained",
 ]
@@ -221,9 +222,7 @@ def _stationary(name, profile, extra, length_scale, variance):
         return {k.removeprefix("log_"): jnp.exp(v) for k, v in hyper.items()}
 
     ard = "ARD, " if ls0.ndim else ""
-    return Kernel(
-        init, apply, diag, natural, f"{name}({ard}ℓ={ls0}, σ²={var0})", name
-    )
+    return Kernel(init, apply, diag, natural, f"{name}({ard}ℓ={ls0}, σ²={var0})", name)
 
 
 def rbf(length_scale=1.0, variance=1.0) -> Kernel:
@@ -367,9 +366,7 @@ def linear(variance=1.0, bias=None) -> Kernel:
     def natural(hyper):
         return {k.removeprefix("log_"): jnp.exp(v) for k, v in hyper.items()}
 
-    return Kernel(
-        init, apply, diag, natural, f"linear(σ²={var0}, b={bias0})", "linear"
-    )
+    return Kernel(init, apply, diag, natural, f"linear(σ²={var0}, b={bias0})", "linear")
 
 
 def constant(variance=1.0) -> Kernel:
@@ -501,3 +498,81 @@ def multiply(k1: Kernel, k2: Kernel) -> Kernel:
         6.0
     """
     return _combine(k1, k2, operator.mul, f"({k1.name}) * ({k2.name})", "*")
+
+
+def bounded(kernel: Kernel, name: str, lower, upper) -> Kernel:
+    """``kernel`` with one positive hyperparameter confined to ``[lower, upper]``.
+
+    The hyperparameter ``log_<name>`` of a stationary or white kernel is
+    replaced by an unconstrained ``bounded_<name>`` = u with
+    ``log value = log lower + (log upper - log lower) · sigmoid(u)``, so any
+    optimiser of the unconstrained parameters (:func:`mldiff.gp.fit_hyperparameters`)
+    respects the bounds, as scikit-learn's ``*_bounds``. ``natural`` reports
+    the value under its own name.
+
+    Args:
+        kernel: a kernel whose hyperparameters are a dict holding ``log_<name>``
+            (rbf, matern, rational_quadratic, constant, white, linear).
+        name: ``"length_scale"``, ``"variance"``, ...
+        lower: lower bound (a scalar for every entry), natural unit.
+        upper: upper bound, same; ``lower < initial value < upper``.
+
+    Returns:
+        the bounded kernel (structure ``bounded[name,lower,upper](...)``).
+
+    Raises:
+        ConfigError: bounds not positive, not ordered, or not enclosing the
+            kernel's initial value.
+
+    Example:
+        >>> k = bounded(rbf(length_scale=1.0), "length_scale", 0.1, 10.0)
+        >>> float(k.natural(k.init())["length_scale"])
+        1.0
+        >>> h = {**k.init(), "bounded_length_scale": jnp.asarray(50.0)}
+        >>> round(float(k.natural(h)["length_scale"]), 6)  # saturates at upper
+        10.0
+    """
+    raw, key = f"log_{name}", f"bounded_{name}"
+    if not isinstance(kernel.init(), dict) or raw not in kernel.init():
+        raise ConfigError(
+            f"bounded needs a kernel with hyperparameter {raw!r}; got {kernel.name} "
+            "(bound the terms of a sum or product before combining them)"
+        )
+    # scalars: the bounds are constants of the compiled program, so the
+    # structure (the jit cache key) must name them exactly
+    lower, upper = float(lower), float(upper)
+    lo = jnp.log(_positive(lower, "lower bound"))
+    hi = jnp.log(_positive(upper, "upper bound"))
+    v0 = kernel.init()[raw]
+    if not bool(jnp.all(lo < v0)) or not bool(jnp.all(v0 < hi)):
+        raise ConfigError(
+            f"bounds ({lower}, {upper}) of {name} must enclose its initial value "
+            f"{jnp.exp(v0)} strictly"
+        )
+
+    def to_raw(hyper):
+        h = dict(hyper)
+        h[raw] = lo + (hi - lo) * jax.nn.sigmoid(h.pop(key))
+        return h
+
+    def init():
+        h = dict(kernel.init())
+        t = (h.pop(raw) - lo) / (hi - lo)
+        return {**h, key: jnp.log(t) - jnp.log1p(-t)}
+
+    def apply(hyper, x1, x2=None):
+        return kernel.apply(to_raw(hyper), x1, x2)
+
+    def diag(hyper, x, x2=None):
+        return kernel.diag(to_raw(hyper), x, x2)
+
+    def natural(hyper):
+        return kernel.natural(to_raw(hyper))
+
+    text = f"{name},{lower!r},{upper!r}"
+    structure = (
+        None if kernel.structure is None else f"bounded[{text}]({kernel.structure})"
+    )
+    return Kernel(
+        init, apply, diag, natural, f"bounded[{text}]({kernel.name})", structure
+    )
