@@ -136,7 +136,8 @@ def run(args) -> int:
             "--sigma-thz is the Gaussian width: drop it for --integration tetrahedron"
         )
     s = read_structure(args.structure)
-    if (args.isotopes or args.mass_variances is not None) and args.sigma is None:
+    isotopes = args.isotopes or args.mass_variances is not None
+    if isotopes and args.sigma is None:
         raise ConfigError(
             "isotope scattering is computed with Gaussian smearing only: add "
             "--sigma-thz 0.1 to --isotopes / --mass-variances"
@@ -147,7 +148,6 @@ def run(args) -> int:
     n_primitive = len(s) if pm is None else round(len(s) * abs(np.linalg.det(pm)))
     conductivity.check_mesh(args.mesh, n_primitive, args.method)
     ph = phonons.run(potential, params, s, args.supercell, primitive_matrix=pm)
-    isotopes = args.isotopes or args.mass_variances is not None
     numbers = np.asarray(ph.primitive.numbers)  # before fc3: refuse bad input early
     isotope.variances_for(numbers, isotopes, args.mass_variances)
     fc3 = third_order.third_order(
@@ -160,7 +160,7 @@ def run(args) -> int:
         temps,
         sigma_thz=args.sigma,
         method=args.method,
-        isotopes=args.isotopes,
+        isotopes=isotopes,
         mass_variances=args.mass_variances,
         boundary_mfp_um=args.boundary_mfp_um,
     )

@@ -251,7 +251,11 @@ def _ingredients(
     cv = jax.vmap(lambda t: jnp.where(ok, thermal.mode_heat_capacity(f_ok, t), 0.0))(
         temps
     )
-    tetra = tetrahedron.relative_addresses(lat, grid.numbers)  # if not sigma_thz
+    tetra = (  # the delta functions by tetrahedra unless a Gaussian width is given
+        None
+        if settings.sigma_thz is not None
+        else tetrahedron.relative_addresses(lat, grid.numbers)
+    )
     gamma, rows = interaction.mesh_linewidths(
         fc3,
         masses,
@@ -267,7 +271,7 @@ def _ingredients(
         r0_average=settings.r0_average,
         batch_size=settings.batch_size,
         with_collisions=with_collisions,
-        tetrahedra=None if settings.sigma_thz else tetra,
+        tetrahedra=tetra,
     )
     var = isotope.variances_for(
         primitive.numbers, settings.isotopes, settings.mass_variances
