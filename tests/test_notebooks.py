@@ -1,15 +1,16 @@
 """Every notebook in notebooks/ runs top to bottom, and its asserts hold.
 
 The notebooks of one test process share one kernel, so jax, flax, e3nn-jax,
-pymatgen and mldiff are imported once (about 9 s a kernel on one core) and
-programs compiled by one notebook serve the next. Each notebook starts from a
-clean namespace (``%reset -f``) in its own working folder with its figures
-closed; every notebook sets ``jax_enable_x64`` itself, so no JAX setting leaks
-from one into another. Compiled programs are dropped between notebooks
-(``jax.clear_caches``; the persistent compilation cache on disk still serves
-them), a kernel grown past :data:`MAX_KERNEL_RSS_GB` is restarted (kernels and
-test workers share a 2-core, 24 GB machine), and a kernel that died is replaced
-before the next notebook, so one failure does not cascade.
+pymatgen and mldiff are imported once (about 9 s a kernel on one core); the
+run's persistent compilation cache on disk serves programs across notebooks
+and workers. Each notebook starts from a clean namespace (``%reset -f``) in
+its own working folder with its figures closed; every notebook sets
+``jax_enable_x64`` itself, so no JAX setting leaks from one into another.
+In-memory compiled programs are dropped between notebooks
+(``jax.clear_caches``), a kernel grown past :data:`MAX_KERNEL_RSS_GB` is
+restarted (kernels and test workers share a 2-core, 24 GB machine), and a
+kernel that died is replaced before the next notebook, so one failure does not
+cascade.
 """
 
 import pathlib
